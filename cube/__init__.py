@@ -1,0 +1,31 @@
+"""cube: the worker of a small container orchestrator, after chapter 4 of
+*Build an Orchestrator in Go (From Scratch)*, in Python, on a real Docker engine."""
+
+import logging
+
+from cube.docker import Docker, DockerResult, check_engine
+from cube.image import DEMO_IMAGE, ensure_demo_image
+from cube.state import STATE_TRANSITION_MAP, State, contains, valid_state_transition
+from cube.task import LABEL_TASK, LABEL_WORKER, Config, Task
+from cube.worker import Worker
+
+# A library logs but never prints: without this, warnings from a background thread would land
+# in whichever notebook cell happens to be running.
+logging.getLogger(__name__).addHandler(logging.NullHandler())
+
+__all__ = [
+    "DEMO_IMAGE",
+    "LABEL_TASK",
+    "LABEL_WORKER",
+    "STATE_TRANSITION_MAP",
+    "Config",
+    "Docker",
+    "DockerResult",
+    "State",
+    "Task",
+    "Worker",
+    "check_engine",
+    "contains",
+    "ensure_demo_image",
+    "valid_state_transition",
+]

@@ -1,0 +1,118 @@
+"""What a task is: the Task record (listing 4.1) and the container Config made from it.
+
+A task is the smallest unit of work, and it runs as exactly one container.
+"""
+
+import re
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from cube.state import State
+
+RESTART_POLICIES = ("", "always", "unless-stopped", "on-failure")
+
+# Every container cube creates carries LABEL_TASK; `docker ps --filter label=cube.task` lists them.
+LABEL_TASK = "cube.task"
+LABEL_WORKER = "cube.worker"
+
+# Docker's own rule for container names.
+_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*")
+_PORT = re.compile(r"\d{1,5}(/(tcp|udp|sctp))?")
+
+
+@dataclass
+class Task:
+    """One unit of work for a worker, run as one container.
+
+    cpu is in cores (0.5 is half a core), memory and disk in bytes; 0 means "no limit".
+    exposed_ports holds container ports such as "80/tcp"; port_bindings maps a container port to
+    the host port to publish it on (an exposed port with no binding gets a random host port).
+    host_ports is filled in by the worker once the container runs: container port -> host port.
+    Times are timezone-aware UTC datetimes, or None until they happen.
+
+    Raises:
+        ValueError: a field holds an impossible value; the message names the field.
+    """
+
+    name: str = ""
+    image: str = ""
+    state: State = State.PENDING
+    id: uuid.UUID = field(default_factory=uuid.uuid4)
+    container_id: str = ""
+    cpu: float = 0.0
+    memory: int = 0
+    disk: int = 0
+    exposed_ports: set[str] = field(default_factory=set)
+    port_bindings: dict[str, str] = field(default_factory=dict)
+    restart_policy: str = ""
+    start_time: datetime | None = None
+    finish_time: datetime | None = None
+    host_ports: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Check every field; raise ValueError naming the first one that is impossible."""
+        if not isinstance(self.id, uuid.UUID):
+            raise ValueError(f"id: expected a uuid.UUID, got {self.id!r}")
+        if not isinstance(self.state, State):
+            raise ValueError(f"state: expected a cube.State such as State.SCHEDULED, got {self.state!r}")
+        if not self.image or not isinstance(self.image, str):
+            raise ValueError("image: a task needs an image to run, e.g. image='cube/helloworld-http'")
+        if self.name and not _NAME.fullmatch(self.name):
+            raise ValueError(
+                f"name: {self.name!r} cannot name a container; use letters, digits, '_', '.' "
+                "or '-', starting with a letter or digit"
+            )
+        for name in ("cpu", "memory", "disk"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                raise ValueError(f"{name}: must be a number >= 0 (0 means no limit), got {value!r}")
+        if self.restart_policy not in RESTART_POLICIES:
+            raise ValueError(
+                f"restart_policy: {self.restart_policy!r} is not one of {', '.join(map(repr, RESTART_POLICIES))}"
+            )
+        for port in (*self.exposed_ports, *self.port_bindings):
+            if not _PORT.fullmatch(str(port)):
+                raise ValueError(f"exposed_ports/port_bindings: {port!r} is not a port like '80/tcp'")
+        for name in ("start_time", "finish_time"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, datetime) or value.tzinfo is None):
+                raise ValueError(f"{name}: must be a timezone-aware datetime or None, got {value!r}")
+
+
+@dataclass
+class Config:
+    """How to create the container for a task: what the Docker wrapper needs and no more."""
+
+    name: str
+    image: str
+    cpu: float = 0.0
+    memory: int = 0
+    disk: int = 0
+    exposed_ports: set[str] = field(default_factory=set)
+    port_bindings: dict[str, str] = field(default_factory=dict)
+    restart_policy: str = ""
+    env: list[str] = field(default_factory=list)
+    cmd: list[str] = field(default_factory=list)
+    labels: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_task(cls, task: Task, worker: str = "") -> "Config":
+        """The book's NewConfig. Labels mark the container as cube's, for its task and worker."""
+        labels = {LABEL_TASK: str(task.id)}
+        if worker:
+            labels[LABEL_WORKER] = worker
+        return cls(
+            name=task.name,
+            image=task.image,
+            cpu=task.cpu,
+            memory=task.memory,
+            disk=task.disk,
+            exposed_ports=set(task.exposed_ports),
+            port_bindings=dict(task.port_bindings),
+            restart_policy=task.restart_policy,
+            labels=labels,
+        )
