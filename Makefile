@@ -1,0 +1,47 @@
+# The two commands of the README's Quick start:
+#   make lab    set everything up, then open the notebooks in JupyterLab
+#   make test   set everything up, then run the whole test suite
+# Each step is safe to repeat; a step that is already done costs a second or two.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+ROOT_FLAG := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
+
+.PHONY: lab test setup engine image browser bench lint clean
+
+lab: setup
+	$(BIN)/jupyter lab --notebook-dir=notebooks --ip=127.0.0.1 $(ROOT_FLAG)
+
+test: setup browser
+	$(BIN)/ruff check cube tests benchmarks
+	$(BIN)/pytest
+
+setup: $(VENV)/.installed engine image
+
+$(VENV)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+		{ echo "cube needs Python 3.11 or newer: run 'make PYTHON=python3.12 ...'" >&2; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e ".[test]"
+	touch $@
+
+engine:
+	@bash scripts/engine.sh
+
+image: $(VENV)/.installed engine
+	@if [ -f /etc/debian_version ] && [ "$$(id -u)" = 0 ] && ! dpkg -s busybox-static >/dev/null 2>&1; then \
+		echo "cube: installing Debian's busybox-static for the demo image" >&2; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq busybox-static >/dev/null; \
+	fi
+	$(BIN)/python -m cube.image
+
+browser: $(VENV)/.installed
+	@bash scripts/browser.sh $(BIN)/python
+
+bench: setup
+	$(BIN)/python benchmarks/bench_worker.py
+
+clean:
+	rm -rf $(VENV) *.egg-info

@@ -1,0 +1,32 @@
+import uuid
+
+import docker
+import pytest
+
+from cube import DEMO_IMAGE, LABEL_WORKER, Worker, ensure_demo_image
+
+
+@pytest.fixture(scope="session")
+def client() -> docker.DockerClient:
+    return docker.from_env()
+
+
+@pytest.fixture(scope="session")
+def demo_image(client) -> str:
+    assert ensure_demo_image(client) == DEMO_IMAGE
+    return DEMO_IMAGE
+
+
+@pytest.fixture
+def worker(client):
+    """A worker with a unique name; whatever it leaves on the engine is removed afterwards."""
+    w = Worker(f"test-{uuid.uuid4().hex[:8]}", client)
+    yield w
+    for c in client.containers.list(all=True, filters={"label": f"{LABEL_WORKER}={w.name}"}):
+        c.remove(force=True)
+
+
+@pytest.fixture
+def task_name() -> str:
+    """A container name no other test uses."""
+    return f"t-{uuid.uuid4().hex[:8]}"
