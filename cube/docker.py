@@ -81,16 +81,12 @@ class Docker:
             return DockerResult(error=self._explain(e, "start"), action="start")
         ports = {p: int(b[0]["HostPort"]) for p, b in container.ports.items() if b}
         log.info("started container %s (%s) from %s", container.short_id, c.name, c.image)
-        return DockerResult(
-            action="start", container_id=container.id, result="success", host_ports=ports
-        )
+        return DockerResult(action="start", container_id=container.id, result="success", host_ports=ports)
 
     def stop(self, container_id: str) -> DockerResult:
         """Stop and remove the container. One that is already gone counts as stopped."""
         if not container_id:
-            return DockerResult(
-                error="no container id given: there is nothing to stop", action="stop"
-            )
+            return DockerResult(error="no container id given: there is nothing to stop", action="stop")
         try:
             api = self._connect().api
             api.stop(container_id, timeout=STOP_TIMEOUT)

@@ -11,10 +11,13 @@ Windows), it is built `FROM busybox`, which Docker Desktop pulls from Docker Hub
 import io
 import json
 import logging
+import re
 import struct
 import tarfile
+from collections.abc import Callable
 
 import docker
+import requests
 
 log = logging.getLogger(__name__)
 
@@ -33,25 +36,39 @@ CMD {json.dumps(["sh", "-c", _SERVE])}
 """
 
 
-def ensure_demo_image(client: docker.DockerClient | None = None) -> str:
+def ensure_demo_image(
+    client: docker.DockerClient | None = None,
+    on_step: Callable[[int, int], None] | None = None,
+) -> str:
     """Build the demo image unless it is already here. Returns its name.
+
+    Args:
+        client: a docker.DockerClient; None connects with docker.from_env().
+        on_step: called with (step, steps) as the build goes, for a progress bar.
 
     Raises:
         RuntimeError: no engine answers, or the build failed; the message says what to do.
     """
     try:
         client = client or docker.from_env()
-        try:
-            client.images.get(DEMO_IMAGE)
+        if client.images.list(name=DEMO_IMAGE):
             return DEMO_IMAGE
-        except docker.errors.ImageNotFound:
-            pass
-        context = _build_context()
         log.info("building %s", DEMO_IMAGE)
-        client.images.build(fileobj=context, custom_context=True, tag=DEMO_IMAGE, rm=True, forcerm=True)
-    except docker.errors.BuildError as e:
-        raise RuntimeError(f"building the demo image {DEMO_IMAGE} failed: {e.msg}") from None
-    except docker.errors.DockerException as e:
+        build = client.api.build(
+            fileobj=_build_context(),
+            custom_context=True,
+            tag=DEMO_IMAGE,
+            rm=True,
+            forcerm=True,
+            decode=True,
+        )
+        for line in build:
+            if "error" in line:
+                raise RuntimeError(f"building the demo image {DEMO_IMAGE} failed: {line['error']}")
+            step = re.match(r"Step (\d+)/(\d+)", line.get("stream", ""))
+            if step and on_step:
+                on_step(int(step[1]), int(step[2]))
+    except (docker.errors.DockerException, requests.RequestException) as e:
         raise RuntimeError(
             f"could not build the demo image {DEMO_IMAGE}: {e}. Is a Docker engine running? "
             "(`make engine` starts one on Debian; elsewhere start Docker Desktop.)"

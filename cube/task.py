@@ -71,9 +71,8 @@ class Task:
             if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
                 raise ValueError(f"{name}: must be a number >= 0 (0 means no limit), got {value!r}")
         if self.restart_policy not in RESTART_POLICIES:
-            raise ValueError(
-                f"restart_policy: {self.restart_policy!r} is not one of {', '.join(map(repr, RESTART_POLICIES))}"
-            )
+            choices = ", ".join(map(repr, RESTART_POLICIES))
+            raise ValueError(f"restart_policy: {self.restart_policy!r} is not one of {choices}")
         for port in (*self.exposed_ports, *self.port_bindings):
             if not _PORT.fullmatch(str(port)):
                 raise ValueError(f"exposed_ports/port_bindings: {port!r} is not a port like '80/tcp'")
