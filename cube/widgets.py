@@ -1,0 +1,239 @@
+"""Notebook controls: a worker's control panel and a state-transition explorer (ipywidgets 8).
+
+Slow work (building the demo image, starting and stopping containers) runs on one background
+thread, so the buttons answer at once and jobs run one at a time, in the order clicked. That
+thread never prints: it only sets widget values, which ipywidgets sends to the browser from any
+thread. Printing or `with output:` from a thread is what the ipywidgets and ipykernel 7 docs warn
+against, as the text lands in whatever cell happens to be running.
+"""
+
+import html
+import secrets
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
+
+import docker
+import ipywidgets as widgets
+
+from cube.image import DEMO_IMAGE, ensure_demo_image
+from cube.state import State, valid_state_transition
+from cube.task import Task
+from cube.worker import Worker
+
+REFRESH_SECONDS = 0.5
+
+
+def fresh_task_name() -> str:
+    """A container name that is very unlikely to be taken: web-<4 hex digits>."""
+    return f"web-{secrets.token_hex(2)}"
+
+
+class ControlPanel(widgets.VBox):
+    """Buttons and a live table for one Worker.
+
+    "Enqueue" adds a SCHEDULED task made from the two inputs; "Run next" makes the worker process
+    the task at the front of its queue; "Stop" enqueues the chosen running task as COMPLETED and,
+    if nothing is waiting ahead of it, runs it at once. The table shows the worker's db and is
+    redrawn whenever a task in it (or the queue) changes, whoever changed it.
+    """
+
+    def __init__(self, worker: Worker, image: str = DEMO_IMAGE) -> None:
+        self.worker = worker
+        self.task_name = widgets.Text(value=fresh_task_name(), description="Task name")
+        self.image = widgets.Text(value=image, description="Image")
+        self.enqueue_button = widgets.Button(description="Enqueue", icon="plus", button_style="info")
+        self.run_button = widgets.Button(description="Run next", icon="play", button_style="success")
+        self.running = widgets.Dropdown(description="Running", options=[])
+        self.stop_button = widgets.Button(description="Stop", icon="stop", button_style="danger")
+        self.progress = widgets.IntProgress(value=0, min=0, max=1, layout={"visibility": "hidden"})
+        self.message = widgets.HTML()
+        self.table = widgets.HTML()
+        self.enqueue_button.on_click(lambda _: self.enqueue())
+        self.run_button.on_click(lambda _: self.run_next())
+        self.stop_button.on_click(lambda _: self.stop())
+        super().__init__(
+            [
+                widgets.HTML(f"<b>Worker {html.escape(worker.name)}</b>"),
+                widgets.HBox([self.task_name, self.image, self.enqueue_button]),
+                widgets.HBox([self.run_button, self.running, self.stop_button]),
+                widgets.HBox([self.progress, self.message]),
+                self.table,
+            ]
+        )
+        self._jobs = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"cube-{worker.name}")
+        self._last_job: Future = self._jobs.submit(self._prepare_image)
+        self._shown = ""
+        self._drawing = threading.Lock()  # the refresher, the job thread and clicks all redraw
+        self._closing = threading.Event()
+        self._refresher = threading.Thread(target=self._keep_fresh, daemon=True)
+        self._refresher.start()
+
+    def __repr__(self) -> str:
+        # Stable text for the notebook's plain-text output (and for nbval to compare).
+        return f"ControlPanel(worker={self.worker.name!r})"
+
+    def enqueue(self) -> None:
+        """Add a SCHEDULED task made from the inputs to the worker's queue."""
+        try:
+            task = Task(self.task_name.value.strip(), self.image.value.strip(), State.SCHEDULED)
+            self.worker.add_task(task)
+        except ValueError as e:
+            self._say(f"Not enqueued: {e}", error=True)
+            return
+        self._say(f"Enqueued {task.name}: the worker will start it when you click Run next.")
+        self.task_name.value = fresh_task_name()
+        self.refresh()
+
+    def run_next(self) -> None:
+        """Let the worker process the task at the front of its queue (in the background)."""
+        self._submit("Running the next task…", self.worker.run_task)
+
+    def stop(self) -> None:
+        """Stop the running task chosen in the drop-down (in the background)."""
+        task = self.worker.db.get(self.running.value)
+        if task is None or task.state is not State.RUNNING:
+            self._say("No running task is chosen: start one with Enqueue and Run next.", error=True)
+            return
+
+        def stop_it():
+            self.worker.add_task(replace(task, state=State.COMPLETED))
+            waiting = self.worker.queue.qsize() - 1
+            if waiting:
+                return f"Stop of {task.name} is queued behind {waiting} task(s): click Run next."
+            return self.worker.run_task()
+
+        self._submit(f"Stopping {task.name}…", stop_it)
+
+    def wait(self, timeout: float = 60) -> None:
+        """Block until every job clicked so far has finished (for tests and scripts)."""
+        self._jobs.submit(lambda: None).result(timeout)
+        self.refresh()
+
+    def close(self) -> None:
+        self._closing.set()
+        self._jobs.shutdown(wait=False, cancel_futures=True)
+        super().close()
+
+    def refresh(self) -> None:
+        """Redraw the table and the drop-down of running tasks if anything changed."""
+        with self._drawing:
+            tasks = list(self.worker.db.values())
+            queued = list(self.worker.queue.queue)  # a snapshot of the Queue's own deque
+            shown = _tasks_table(tasks, queued)
+            if shown == self._shown:
+                return
+            self._shown = shown
+            self.table.value = shown
+            running = [(t.name or str(t.id)[:8], t.id) for t in tasks if t.state is State.RUNNING]
+            if running != list(self.running.options):
+                chosen = self.running.value
+                self.running.options = running
+                if chosen in [i for _, i in running]:
+                    self.running.value = chosen
+                elif running:
+                    self.running.value = running[-1][1]  # the newest is the likeliest to be stopped
+
+    def _submit(self, doing: str, job: Callable) -> None:
+        self._say(doing)
+        self._last_job = self._jobs.submit(self._run_job, job)
+
+    def _run_job(self, job: Callable) -> None:
+        try:
+            outcome = job()
+        except Exception as e:  # noqa: BLE001 - a panel shows a message, never a traceback
+            self._say(f"Unexpected error: {type(e).__name__}: {e}", error=True)
+        else:
+            if isinstance(outcome, str):
+                self._say(outcome)
+            elif outcome.error:
+                self._say(outcome.error, error=True)
+            else:
+                self._say(_describe(outcome.action, outcome.result, outcome.container_id))
+        self.refresh()
+
+    def _prepare_image(self) -> None:
+        """Build the demo image in the background if a first Run next will need it."""
+        if self.image.value != DEMO_IMAGE:
+            return
+        try:
+            client = self.worker.client or docker.from_env()
+            if client.images.list(name=DEMO_IMAGE):
+                return
+            self._say(f"Building the demo image {DEMO_IMAGE}…")
+            self.progress.layout.visibility = "visible"
+            ensure_demo_image(client, on_step=self._show_step)
+            self._say(f"Built {DEMO_IMAGE}. Ready.")
+        except (RuntimeError, docker.errors.DockerException) as e:
+            self._say(str(e), error=True)
+        finally:
+            self.progress.layout.visibility = "hidden"
+
+    def _show_step(self, step: int, steps: int) -> None:
+        self.progress.max, self.progress.value = steps, step
+
+    def _say(self, text: str, error: bool = False) -> None:
+        color = "#b00020" if error else "inherit"
+        self.message.value = f'<span style="color:{color}">{html.escape(text)}</span>'
+
+    def _keep_fresh(self) -> None:
+        while not self._closing.wait(REFRESH_SECONDS):
+            try:
+                self.refresh()
+            except Exception:  # noqa: BLE001 - the db changed while we read it; try again next tick
+                pass
+
+
+def _describe(action: str, result: str, container_id: str) -> str:
+    if action == "start":
+        return f"Started container {container_id[:12]}."
+    if action == "stop":
+        return f"Stopped and removed container {container_id[:12]} ({result})."
+    return f"Nothing to do: {result}."
+
+
+def _tasks_table(tasks: list[Task], queued: list[Task]) -> str:
+    def when(t):
+        return t.strftime("%H:%M:%S") if t else ""
+
+    def port_links(task: Task) -> str:
+        if task.state is not State.RUNNING:
+            return ", ".join(str(p) for p in task.host_ports.values())
+        return ", ".join(
+            f'<a href="http://localhost:{p}" target="_blank">{p}</a>' for p in task.host_ports.values()
+        )
+
+    rows = "".join(
+        f"<tr><td>{html.escape(t.name)}</td><td>{t.state}</td><td><code>{t.container_id[:12]}</code></td>"
+        f"<td>{port_links(t)}</td><td>{when(t.start_time)}</td><td>{when(t.finish_time)}</td></tr>"
+        for t in tasks
+    )
+    waiting = ", ".join(f"{html.escape(t.name)} → {t.state}" for t in queued) or "empty"
+    return (
+        '<table class="cube-tasks"><thead><tr><th>Name</th><th>State</th><th>Container</th>'
+        "<th>Port</th><th>Started (UTC)</th><th>Finished (UTC)</th></tr></thead>"
+        f"<tbody>{rows}</tbody></table><p>Queue: {waiting}</p>"
+    )
+
+
+class TransitionExplorer(widgets.HBox):
+    """Pick two states and see whether listing 4.10 lets a task move from one to the other."""
+
+    def __init__(self) -> None:
+        states = [(s.name, s) for s in State]
+        self.src = widgets.Dropdown(options=states, value=State.RUNNING, description="From")
+        self.dst = widgets.Dropdown(options=states, value=State.COMPLETED, description="To")
+        self.verdict = widgets.HTML()
+        self.src.observe(lambda _: self._judge(), "value")
+        self.dst.observe(lambda _: self._judge(), "value")
+        super().__init__([self.src, self.dst, self.verdict])
+        self._judge()
+
+    def __repr__(self) -> str:
+        return f"TransitionExplorer({self.src.value} → {self.dst.value})"
+
+    def _judge(self) -> None:
+        ok = valid_state_transition(self.src.value, self.dst.value)
+        mark = "✅ valid" if ok else "❌ not allowed"
+        self.verdict.value = f"<b>{self.src.value} → {self.dst.value}</b>: {mark}"
