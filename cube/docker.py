@@ -156,15 +156,20 @@ class Docker:
         )
 
     def _address(self) -> str:
-        if self.client is None:
-            return os.environ.get("DOCKER_HOST", DEFAULT_ADDRESS)
-        # docker-py keeps a unix socket's path on its adapter, not in base_url.
-        path = getattr(getattr(self.client.api, "_custom_adapter", None), "socket_path", None)
-        return f"unix://{path}" if path else self.client.api.base_url
+        return _engine_address(self.client)
 
 
 class _PullFailed(Exception):
     """The image was missing and the registry could not supply it."""
+
+
+def _engine_address(client: docker.DockerClient | None) -> str:
+    """Where `client` looks for the engine; with no client, where docker.from_env() would look."""
+    if client is None:
+        return os.environ.get("DOCKER_HOST", DEFAULT_ADDRESS)
+    # docker-py keeps a unix socket's path on its adapter, not in base_url.
+    path = getattr(getattr(client.api, "_custom_adapter", None), "socket_path", None)
+    return f"unix://{path}" if path else client.api.base_url
 
 
 def check_engine(client: docker.DockerClient | None = None) -> str:
@@ -173,7 +178,7 @@ def check_engine(client: docker.DockerClient | None = None) -> str:
         client = client or docker.from_env()
         version = client.version()["Version"]
     except ENGINE_ERRORS as e:
-        address = os.environ.get("DOCKER_HOST", DEFAULT_ADDRESS)
+        address = _engine_address(client)  # the client's own address, not always DOCKER_HOST's
         raise RuntimeError(
             f"no Docker engine answers at {address} ({e}). Start Docker Desktop or dockerd "
             "(`make engine` in the cube folder starts one on Debian), then run this cell again."

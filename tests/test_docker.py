@@ -1,0 +1,121 @@
+"""cube/docker.py: the Docker wrapper on a real engine, and the errors it turns into sentences."""
+
+import socket
+import uuid
+
+import docker
+import pytest
+
+from cube import LABEL_TASK, Config, Docker, check_engine
+
+NO_ENGINE = "unix:///tmp/cube-no-such.sock"
+
+
+@pytest.fixture
+def labels(client):
+    """Labels for the containers a test makes; whatever carries them is removed afterwards."""
+    value = f"test-docker-{uuid.uuid4().hex[:8]}"
+    yield {LABEL_TASK: value}
+    for c in client.containers.list(all=True, filters={"label": f"{LABEL_TASK}={value}"}):
+        c.remove(force=True)
+
+
+@pytest.fixture
+def no_engine() -> docker.DockerClient:
+    return docker.DockerClient(base_url=NO_ENGINE, version="1.41")
+
+
+def ours(client, labels) -> list[str]:
+    """Ids of the containers, running or not, that carry `labels`."""
+    wanted = [f"{key}={value}" for key, value in labels.items()]
+    return [c.id for c in client.containers.list(all=True, filters={"label": wanted})]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("", 0))
+        return s.getsockname()[1]
+
+
+def test_run_then_stop_a_container(client, demo_image, labels):
+    d = Docker(Config(name="", image=demo_image, labels=labels))  # no client: from the env
+
+    started = d.run()
+    assert started.error is None
+    assert started.action == "start"
+    container = client.containers.get(started.container_id)
+    assert container.status == "running"
+    assert container.labels == labels
+    assert "80/tcp" in started.host_ports  # the image EXPOSEs 80, so it is published
+
+    stopped = d.stop(started.container_id)
+    assert stopped.error is None
+    assert stopped.result == "success"
+    with pytest.raises(docker.errors.NotFound):
+        client.containers.get(started.container_id)
+
+
+def test_stopping_a_container_that_is_already_gone_is_not_an_error(client, demo_image, labels):
+    d = Docker(Config(name="", image=demo_image, labels=labels), client)
+    started = d.run()
+    client.containers.get(started.container_id).remove(force=True)
+
+    result = d.stop(started.container_id)
+    assert result.error is None
+    assert result.result == "already gone"
+
+
+def test_stop_with_no_container_id_is_an_error(client, demo_image):
+    result = Docker(Config(name="", image=demo_image), client).stop("")
+    assert "no container id" in result.error
+
+
+def test_a_name_already_in_use_is_an_error_naming_it(client, demo_image, labels, task_name):
+    first = Docker(Config(name=task_name, image=demo_image, labels=labels), client).run()
+    assert first.error is None
+
+    second = Docker(Config(name=task_name, image=demo_image, labels=labels), client).run()
+    assert task_name in second.error
+    assert ours(client, labels) == [first.container_id]
+
+
+def test_a_start_that_fails_leaves_no_container_behind(client, demo_image, labels):
+    # The first container holds the host port, so the second cannot start.
+    port = free_port()
+    config = Config(name="", image=demo_image, labels=labels, port_bindings={"80/tcp": str(port)})
+    first = Docker(config, client).run()
+    assert first.error is None
+
+    second = Docker(config, client).run()
+    assert str(port) in second.error
+    assert second.container_id == ""
+    assert ours(client, labels) == [first.container_id]
+
+
+def test_an_engine_that_does_not_answer_is_an_error_naming_its_address(no_engine, demo_image):
+    d = Docker(Config(name="", image=demo_image), no_engine)
+    assert NO_ENGINE in d.run().error
+    assert NO_ENGINE in d.stop("abc123").error
+
+
+def test_docker_host_at_a_missing_socket_is_an_error_not_an_exception(monkeypatch, demo_image):
+    monkeypatch.setenv("DOCKER_HOST", NO_ENGINE)
+    result = Docker(Config(name="", image=demo_image)).run()
+    assert NO_ENGINE in result.error
+    assert "Start Docker" in result.error
+
+
+def test_check_engine_says_which_engine_answers(client):
+    assert client.version()["Version"] in check_engine(client)
+
+
+def test_check_engine_without_an_engine_raises_saying_what_to_do(no_engine):
+    with pytest.raises(RuntimeError, match="Start Docker") as raised:
+        check_engine(no_engine)
+    assert NO_ENGINE in str(raised.value)
+
+
+def test_check_engine_with_docker_host_at_a_missing_socket_raises(monkeypatch):
+    monkeypatch.setenv("DOCKER_HOST", NO_ENGINE)
+    with pytest.raises(RuntimeError, match=NO_ENGINE):
+        check_engine()

@@ -1,0 +1,97 @@
+"""cube/task.py: the Task record, its checks, and the container Config made from it."""
+
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+
+from cube import LABEL_TASK, LABEL_WORKER, Config, State, Task
+
+
+def test_a_new_task_has_a_fresh_uuid4_is_pending_and_has_no_times():
+    t = Task(image="cube/helloworld-http")
+    assert isinstance(t.id, uuid.UUID)
+    assert t.id.version == 4
+    assert t.id != Task(image="cube/helloworld-http").id
+    assert t.state is State.PENDING
+    assert t.container_id == ""
+    assert t.start_time is None
+    assert t.finish_time is None
+
+
+@pytest.mark.parametrize("field", ["cpu", "memory", "disk"])
+def test_a_negative_resource_is_refused_naming_the_field(field):
+    with pytest.raises(ValueError, match=f"^{field}:"):
+        Task(image="img", **{field: -1})
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"image": ""}, "image"),
+        ({"image": "img", "restart_policy": "sometimes"}, "restart_policy"),
+        ({"image": "img", "name": "has space"}, "name"),
+        ({"image": "img", "name": "-starts-with-dash"}, "name"),
+        ({"image": "img", "exposed_ports": {"eighty"}}, "exposed_ports"),
+        ({"image": "img", "port_bindings": {"80/http": "8080"}}, "port_bindings"),
+        ({"image": "img", "start_time": datetime.now()}, "start_time"),  # naive: no tzinfo
+        ({"image": "img", "finish_time": datetime.now()}, "finish_time"),
+        ({"image": "img", "state": 1}, "state"),
+    ],
+)
+def test_an_impossible_field_is_refused_naming_the_field(kwargs, field):
+    with pytest.raises(ValueError, match=field):
+        Task(**kwargs)
+
+
+def test_good_values_are_accepted():
+    t = Task(
+        name="web-1",
+        image="img",
+        cpu=0.5,
+        memory=64 * 2**20,
+        restart_policy="on-failure",
+        exposed_ports={"80/tcp"},
+        port_bindings={"80/tcp": "8080"},
+        start_time=datetime.now(UTC),
+    )
+    assert t.name == "web-1"
+
+
+def test_config_from_task_copies_the_fields_and_labels_task_and_worker():
+    t = Task(
+        name="web",
+        image="img",
+        cpu=0.5,
+        memory=64 * 2**20,
+        disk=2**30,
+        exposed_ports={"80/tcp"},
+        port_bindings={"80/tcp": "8080"},
+        restart_policy="always",
+    )
+    c = Config.from_task(t, worker="w1")
+    assert (c.name, c.image, c.cpu, c.memory, c.disk, c.restart_policy) == (
+        "web",
+        "img",
+        0.5,
+        64 * 2**20,
+        2**30,
+        "always",
+    )
+    assert c.exposed_ports == {"80/tcp"}
+    assert c.port_bindings == {"80/tcp": "8080"}
+    assert c.labels == {LABEL_TASK: str(t.id), LABEL_WORKER: "w1"}
+
+
+def test_config_from_task_without_a_worker_has_only_the_task_label():
+    t = Task(image="img")
+    assert Config.from_task(t).labels == {LABEL_TASK: str(t.id)}
+
+
+def test_config_from_task_does_not_share_the_tasks_collections():
+    t = Task(image="img", exposed_ports={"80/tcp"}, port_bindings={"80/tcp": "8080"})
+    c = Config.from_task(t)
+    t.exposed_ports.add("443/tcp")
+    t.port_bindings["443/tcp"] = "8443"
+    assert c.exposed_ports == {"80/tcp"}
+    assert c.port_bindings == {"80/tcp": "8080"}

@@ -1,0 +1,295 @@
+"""cube/worker.py: the queue, the db and run_task's algorithm; then the chapter's program on a
+real Docker engine, and what the worker does when the engine or the container lets it down."""
+
+import copy
+import dataclasses
+import itertools
+import socket
+import threading
+import time
+
+import docker
+import httpx
+import pytest
+
+from cube import LABEL_TASK, LABEL_WORKER, State, Task, Worker, valid_state_transition
+
+NO_ENGINE = "unix:///tmp/cube-no-such.sock"
+MiB = 2**20
+
+INVALID = [(a, b) for a, b in itertools.product(State, State) if not valid_state_transition(a, b)]
+# Valid moves whose target state is neither SCHEDULED (start) nor COMPLETED (stop).
+ASK_FOR_NOTHING = [
+    (State.SCHEDULED, State.RUNNING),
+    (State.SCHEDULED, State.FAILED),
+    (State.RUNNING, State.RUNNING),
+    (State.RUNNING, State.FAILED),
+]
+
+
+def ids(pairs):
+    return [f"{a}->{b}" for a, b in pairs]
+
+
+@pytest.fixture
+def offline():
+    """A worker with no client yet: it connects only if it touches the engine, so a worker
+    whose client is still None afterwards has not touched it."""
+    return Worker("offline")
+
+
+@pytest.fixture
+def no_engine() -> docker.DockerClient:
+    """A client for an address where no engine listens (making it does not connect)."""
+    return docker.DockerClient(base_url=NO_ENGINE, version="1.41")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("", 0))
+        return s.getsockname()[1]
+
+
+def refused(error: str) -> str:
+    """The task named in an "invalid transition ... for task NAME; nothing was done" error."""
+    return error.split("for task ")[1].split(";")[0]
+
+
+def fetch(port: int) -> str:
+    """The page at 127.0.0.1:port, waiting up to 5 s for the web server to come up."""
+    deadline = time.monotonic() + 5
+    while True:
+        try:
+            return httpx.get(f"http://127.0.0.1:{port}/", timeout=2).text
+        except httpx.TransportError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+# --- the queue and the db, without the engine -------------------------------------------------
+
+
+def test_an_empty_queue_gives_a_result_with_no_error(offline):
+    result = offline.run_task()
+    assert result.error is None
+    assert result.action == "none"
+
+
+def test_tasks_come_off_the_queue_first_in_first_out(offline):
+    # A PENDING task seen for the first time is refused (PENDING -> PENDING is not a move),
+    # and the refusal names the task: that tells us the order without an engine.
+    for name in ("first", "second", "third"):
+        offline.add_task(Task(name=name, image="img"))
+    errors = [offline.run_task().error for _ in range(3)]
+    assert [refused(e) for e in errors] == ["first", "second", "third"]
+
+
+def test_no_task_is_lost_with_one_thread_adding_while_another_runs(offline):
+    n = 300
+    names = [f"t{i}" for i in range(n)]
+    seen: list[str] = []
+
+    def add():
+        for name in names:
+            offline.add_task(Task(name=name, image="img"))
+
+    def run():
+        deadline = time.monotonic() + 20
+        while len(seen) < n and time.monotonic() < deadline:
+            result = offline.run_task()
+            if result.error:  # an empty queue gives no error: nothing to count
+                seen.append(refused(result.error))
+
+    threads = [threading.Thread(target=add), threading.Thread(target=run)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert seen == names
+    assert offline.queue.empty()
+    assert offline.task_count == n
+
+
+def test_task_count_counts_each_task_once(offline):
+    a, b = Task(image="img"), Task(image="img")
+    offline.add_task(a)
+    offline.add_task(a)
+    offline.add_task(b)
+    assert offline.queue.qsize() == 3
+    assert offline.task_count == 2
+
+
+def test_add_task_queues_a_copy(offline):
+    t = Task(name="before", image="img", state=State.RUNNING)
+    offline.add_task(t)
+    t.name, t.state = "after", State.SCHEDULED
+    queued = offline.queue.get_nowait()
+    assert (queued.name, queued.state) == ("before", State.RUNNING)
+    assert queued is not t
+
+
+def test_add_task_refuses_an_invalid_task_and_queues_nothing(offline):
+    t = Task(image="img")
+    t.memory = -1  # a dataclass does not check on assignment; add_task does
+    with pytest.raises(ValueError, match="memory"):
+        offline.add_task(t)
+    assert offline.queue.empty()
+    assert offline.task_count == 0
+
+
+@pytest.mark.parametrize(("src", "dst"), INVALID, ids=ids(INVALID))
+def test_an_invalid_transition_is_refused_and_changes_nothing(offline, src, dst):
+    known = Task(name="known", image="img", state=src, container_id="abc123")
+    offline.db[known.id] = known
+    before = copy.deepcopy(known)
+
+    offline.add_task(dataclasses.replace(known, state=dst))
+    result = offline.run_task()
+
+    assert f"from {src} to {dst}" in result.error
+    assert offline.db == {known.id: before}
+    assert offline.client is None  # the engine was never asked
+
+
+@pytest.mark.parametrize(("src", "dst"), ASK_FOR_NOTHING, ids=ids(ASK_FOR_NOTHING))
+def test_a_valid_transition_that_asks_for_nothing_is_refused(offline, src, dst):
+    known = Task(name="known", image="img", state=src, container_id="abc123")
+    offline.db[known.id] = known
+    before = copy.deepcopy(known)
+
+    offline.add_task(dataclasses.replace(known, state=dst))
+    result = offline.run_task()
+
+    assert "SCHEDULED to start it or COMPLETED to stop it" in result.error
+    assert offline.db == {known.id: before}
+    assert offline.client is None
+
+
+def test_a_task_refused_on_first_sighting_is_not_stored(offline):
+    offline.add_task(Task(image="img", state=State.COMPLETED))
+    assert offline.run_task().error
+    assert offline.db == {}
+
+
+# --- the chapter's program, on the real engine ------------------------------------------------
+
+
+def test_the_chapters_program_starts_and_stops_the_demo_web_server(
+    worker, client, demo_image, task_name
+):
+    t = Task(name=task_name, image=demo_image, state=State.SCHEDULED)
+    worker.add_task(t)
+    result = worker.run_task()
+    assert result.error is None
+
+    running = worker.db[t.id]
+    assert running.state is State.RUNNING
+    assert running.container_id == result.container_id
+    page = fetch(running.host_ports["80/tcp"])
+    assert page.strip() == "Hello from " + running.container_id[:12]
+    labels = client.containers.get(running.container_id).labels
+    assert labels[LABEL_TASK] == str(t.id)
+    assert labels[LABEL_WORKER] == worker.name
+
+    # Stop it with the same Task object: the worker finds the container id in its own db.
+    t.state = State.COMPLETED
+    assert t.container_id == ""
+    worker.add_task(t)
+    started = time.monotonic()
+    result = worker.run_task()
+    took = time.monotonic() - started
+
+    assert result.error is None
+    with pytest.raises(docker.errors.NotFound):
+        client.containers.get(running.container_id)
+    done = worker.db[t.id]
+    assert done.state is State.COMPLETED
+    assert done.start_time.tzinfo is not None
+    assert done.finish_time.tzinfo is not None
+    assert done.start_time <= done.finish_time
+    assert took < 1.0, f"stopping took {took:.1f} s: is the init process missing?"
+
+
+def test_a_task_gets_its_limits_restart_policy_and_host_port(worker, client, demo_image):
+    port = free_port()
+    t = Task(
+        image=demo_image,
+        state=State.SCHEDULED,
+        cpu=0.5,
+        memory=64 * MiB,
+        restart_policy="unless-stopped",
+        port_bindings={"80/tcp": str(port)},
+    )
+    worker.add_task(t)
+    assert worker.run_task().error is None
+
+    running = worker.db[t.id]
+    host = client.containers.get(running.container_id).attrs["HostConfig"]
+    assert host["NanoCpus"] == 500_000_000
+    assert host["Memory"] == 64 * MiB
+    assert host["RestartPolicy"]["Name"] == "unless-stopped"
+    assert host["PortBindings"]["80/tcp"][0]["HostPort"] == str(port)
+    assert running.host_ports["80/tcp"] == port
+    assert fetch(port).startswith("Hello from ")
+
+
+# --- when things go wrong ---------------------------------------------------------------------
+
+
+def test_an_image_that_cannot_be_found_fails_the_task_and_names_the_image(worker, client):
+    t = Task(image="cube/no-such-image:latest", state=State.SCHEDULED)
+    worker.add_task(t)
+    result = worker.run_task()
+    assert "cube/no-such-image:latest" in result.error
+    assert worker.db[t.id].state is State.FAILED
+    assert client.containers.list(all=True, filters={"label": f"{LABEL_TASK}={t.id}"}) == []
+
+
+def test_no_engine_at_the_address_is_an_error_naming_it(no_engine, demo_image):
+    w = Worker("nowhere", no_engine)
+    t = Task(image=demo_image, state=State.SCHEDULED)
+    w.add_task(t)
+    result = w.run_task()
+    assert NO_ENGINE in result.error
+    assert w.db[t.id].state is State.FAILED
+
+
+def test_a_container_removed_behind_the_workers_back_counts_as_stopped(
+    worker, client, demo_image
+):
+    t = Task(image=demo_image, state=State.SCHEDULED)
+    worker.add_task(t)
+    assert worker.run_task().error is None
+    client.containers.get(worker.db[t.id].container_id).remove(force=True)
+
+    t.state = State.COMPLETED
+    worker.add_task(t)
+    result = worker.run_task()
+    assert result.error is None
+    assert worker.db[t.id].state is State.COMPLETED
+
+
+def test_a_stop_that_cannot_reach_the_engine_leaves_the_task_running(
+    worker, client, no_engine, demo_image
+):
+    t = Task(image=demo_image, state=State.SCHEDULED)
+    worker.add_task(t)
+    assert worker.run_task().error is None
+    container_id = worker.db[t.id].container_id
+
+    worker.client = no_engine
+    t.state = State.COMPLETED
+    worker.add_task(t)
+    result = worker.run_task()
+    assert NO_ENGINE in result.error
+    assert worker.db[t.id].state is State.RUNNING
+    assert worker.db[t.id].finish_time is None
+    assert client.containers.get(container_id).status == "running"
+
+    worker.client = client  # the engine is back: asking again stops it
+    worker.add_task(t)
+    assert worker.run_task().error is None
+    assert worker.db[t.id].state is State.COMPLETED
+    with pytest.raises(docker.errors.NotFound):
+        client.containers.get(container_id)
