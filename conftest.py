@@ -1,21 +1,36 @@
-"""Suite-wide rule: nothing cube made may outlive the tests (unit, integration, notebooks, browser)."""
+"""Suite-wide rule: nothing cube made during the tests may outlive them.
+
+Containers that carried cube's label before the run began (a learner's own, say) are not ours to
+judge or remove; every other one left at the end fails the run and is removed.
+"""
 
 import docker
 import pytest
 
 from cube import LABEL_TASK
 
+_BEFORE = pytest.StashKey[set]()  # ids of cube containers that existed before the run
+
+
+def _cube_containers() -> list:
+    try:
+        return docker.from_env().containers.list(all=True, filters={"label": LABEL_TASK})
+    except docker.errors.DockerException:
+        return []  # no engine: the tests that needed one fail on their own
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    session.config.stash[_BEFORE] = {c.id for c in _cube_containers()}
+
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    try:
-        client = docker.from_env()
-        left = client.containers.list(all=True, filters={"label": LABEL_TASK})
-    except docker.errors.DockerException:
-        return  # no engine: the tests that needed one have failed already
+    before = session.config.stash.get(_BEFORE, set())
+    left = [c for c in _cube_containers() if c.id not in before]
     if not left:
         return
-    names = ", ".join(f"{c.name} ({c.short_id})" for c in left)
     for c in left:
         c.remove(force=True)
     session.exitstatus = pytest.ExitCode.TESTS_FAILED
-    print(f"\nFAILED: cube containers were left behind and have now been removed: {names}")
+    names = ", ".join(f"{c.name} ({c.short_id})" for c in left)
+    print(f"\nFAILED: the tests left cube containers behind (now removed): {names}")
+
