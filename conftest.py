@@ -4,6 +4,8 @@ Containers that carried cube's label before the run began (a learner's own, say)
 judge or remove; every other one left at the end fails the run and is removed.
 """
 
+from contextlib import suppress
+
 import docker
 import pytest
 
@@ -29,7 +31,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if not left:
         return
     for c in left:
-        c.remove(force=True)
+        with suppress(docker.errors.APIError):  # already being removed by its owner
+            c.remove(force=True)
     session.exitstatus = pytest.ExitCode.TESTS_FAILED
     names = ", ".join(f"{c.name} ({c.short_id})" for c in left)
     print(f"\nFAILED: the tests left cube containers behind (now removed): {names}")

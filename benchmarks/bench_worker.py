@@ -127,9 +127,7 @@ def check_config(client: docker.DockerClient, method: str) -> None:
             )
 
 
-def one_round(
-    client: docker.DockerClient, methods: dict, first: int
-) -> dict[str, tuple[float, float]]:
+def one_round(client: docker.DockerClient, methods: dict, first: int) -> dict[str, tuple[float, float]]:
     """Start then stop with each method in turn, beginning with methods[first]."""
     names = list(methods)
     times = {}
@@ -141,9 +139,7 @@ def one_round(
     return times
 
 
-def measure(
-    client: docker.DockerClient, methods: dict, runs: int
-) -> dict[str, dict[str, list[float]]]:
+def measure(client: docker.DockerClient, methods: dict, runs: int) -> dict[str, dict[str, list[float]]]:
     """One warm-up round, then `runs` rounds; who goes first rotates from round to round."""
     times = {name: {"start": [], "stop": []} for name in methods}
     retries = 0

@@ -1,9 +1,9 @@
 """The five states of a task and the moves allowed between them (listing 4.10).
 
 The chapter shows the transitions twice, and the two disagree: its table 4.1 lets a PENDING
-task go to FAILED and has no SCHEDULED -> SCHEDULED or RUNNING -> RUNNING, and its prose says
-SCHEDULED may go to COMPLETED. cube follows the map in listing 4.10, because that is the code the
-worker runs; notebook 01 shows the differences.
+task go to FAILED, and has no SCHEDULED -> SCHEDULED, RUNNING -> RUNNING or RUNNING -> FAILED;
+its prose says SCHEDULED may go to COMPLETED. cube follows the map in listing 4.10, because that is
+the code the worker runs; notebook 01 shows the differences.
 """
 
 from collections.abc import Collection

@@ -66,20 +66,29 @@ class Task:
                 f"name: {self.name!r} cannot name a container; use letters, digits, '_', '.' "
                 "or '-', starting with a letter or digit"
             )
-        for name in ("cpu", "memory", "disk"):
+        if isinstance(self.cpu, bool) or not isinstance(self.cpu, int | float) or not 0 <= self.cpu < 1e6:
+            raise ValueError(f"cpu: must be a number of cores >= 0 (0 means no limit), got {self.cpu!r}")
+        for name in ("memory", "disk"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-                raise ValueError(f"{name}: must be a number >= 0 (0 means no limit), got {value!r}")
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name}: must be a whole number of bytes >= 0 (0: no limit), got {value!r}")
         if self.restart_policy not in RESTART_POLICIES:
             choices = ", ".join(map(repr, RESTART_POLICIES))
             raise ValueError(f"restart_policy: {self.restart_policy!r} is not one of {choices}")
         for port in (*self.exposed_ports, *self.port_bindings):
-            if not _PORT.fullmatch(str(port)):
+            if not _is_port(str(port).split("/")[0]) or not _PORT.fullmatch(str(port)):
                 raise ValueError(f"exposed_ports/port_bindings: {port!r} is not a port like '80/tcp'")
+        for port, host_port in self.port_bindings.items():
+            if not _is_port(str(host_port)):
+                raise ValueError(f"port_bindings: host port {host_port!r} for {port} is not in 1-65535")
         for name in ("start_time", "finish_time"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, datetime) or value.tzinfo is None):
                 raise ValueError(f"{name}: must be a timezone-aware datetime or None, got {value!r}")
+
+
+def _is_port(text: str) -> bool:
+    return text.isdigit() and 1 <= int(text) <= 65535
 
 
 @dataclass

@@ -47,7 +47,7 @@ class ControlPanel(widgets.VBox):
         self.run_button = widgets.Button(description="Run next", icon="play", button_style="success")
         self.running = widgets.Dropdown(description="Running", options=[])
         self.stop_button = widgets.Button(description="Stop", icon="stop", button_style="danger")
-        self.progress = widgets.IntProgress(value=0, min=0, max=1, layout={"visibility": "hidden"})
+        self.progress = widgets.IntProgress(value=0, min=0, max=1, layout={"display": "none"})
         self.message = widgets.HTML()
         self.table = widgets.HTML()
         self.enqueue_button.on_click(lambda _: self.enqueue())
@@ -162,13 +162,13 @@ class ControlPanel(widgets.VBox):
             if client.images.list(name=DEMO_IMAGE):
                 return
             self._say(f"Building the demo image {DEMO_IMAGE}…")
-            self.progress.layout.visibility = "visible"
+            self.progress.layout.display = "flex"
             ensure_demo_image(client, on_step=self._show_step)
             self._say(f"Built {DEMO_IMAGE}. Ready.")
         except (RuntimeError, docker.errors.DockerException) as e:
             self._say(str(e), error=True)
         finally:
-            self.progress.layout.visibility = "hidden"
+            self.progress.layout.display = "none"
 
     def _show_step(self, step: int, steps: int) -> None:
         self.progress.max, self.progress.value = steps, step
@@ -183,6 +183,13 @@ class ControlPanel(widgets.VBox):
                 self.refresh()
             except Exception:  # noqa: BLE001 - the db changed while we read it; try again next tick
                 pass
+
+
+_LINK = "color: #1a73e8; text-decoration: underline"
+_TABLE_CSS = (
+    ".cube-tasks {border-collapse: collapse; margin: 6px 0}"
+    ".cube-tasks th, .cube-tasks td {padding: 3px 12px; border-bottom: 1px solid #ddd; text-align: left}"
+)
 
 
 def _describe(action: str, result: str, container_id: str) -> str:
@@ -201,7 +208,8 @@ def _tasks_table(tasks: list[Task], queued: list[Task]) -> str:
         if task.state is not State.RUNNING:
             return ", ".join(str(p) for p in task.host_ports.values())
         return ", ".join(
-            f'<a href="http://localhost:{p}" target="_blank">{p}</a>' for p in task.host_ports.values()
+            f'<a href="http://localhost:{p}" target="_blank" style="{_LINK}">{p}</a>'
+            for p in task.host_ports.values()
         )
 
     rows = "".join(
@@ -211,6 +219,7 @@ def _tasks_table(tasks: list[Task], queued: list[Task]) -> str:
     )
     waiting = ", ".join(f"{html.escape(t.name)} → {t.state}" for t in queued) or "empty"
     return (
+        f"<style>{_TABLE_CSS}</style>"
         '<table class="cube-tasks"><thead><tr><th>Name</th><th>State</th><th>Container</th>'
         "<th>Port</th><th>Started (UTC)</th><th>Finished (UTC)</th></tr></thead>"
         f"<tbody>{rows}</tbody></table><p>Queue: {waiting}</p>"
@@ -235,5 +244,5 @@ class TransitionExplorer(widgets.HBox):
 
     def _judge(self) -> None:
         ok = valid_state_transition(self.src.value, self.dst.value)
-        mark = "✅ valid" if ok else "❌ not allowed"
+        mark = "✓ valid" if ok else "✗ not allowed"
         self.verdict.value = f"<b>{self.src.value} → {self.dst.value}</b>: {mark}"

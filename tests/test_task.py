@@ -37,6 +37,12 @@ def test_a_negative_resource_is_refused_naming_the_field(field):
         ({"image": "img", "start_time": datetime.now()}, "start_time"),  # naive: no tzinfo
         ({"image": "img", "finish_time": datetime.now()}, "finish_time"),
         ({"image": "img", "state": 1}, "state"),
+        ({"image": "img", "cpu": float("nan")}, "cpu"),
+        ({"image": "img", "cpu": float("inf")}, "cpu"),
+        ({"image": "img", "memory": 1.5}, "memory"),
+        ({"image": "img", "exposed_ports": {"99999/tcp"}}, "exposed_ports"),
+        ({"image": "img", "port_bindings": {"80/tcp": "http"}}, "port_bindings"),
+        ({"image": "img", "port_bindings": {"80/tcp": "70000"}}, "port_bindings"),
     ],
 )
 def test_an_impossible_field_is_refused_naming_the_field(kwargs, field):

@@ -175,9 +175,7 @@ def test_a_task_refused_on_first_sighting_is_not_stored(offline):
 # --- the chapter's program, on the real engine ------------------------------------------------
 
 
-def test_the_chapters_program_starts_and_stops_the_demo_web_server(
-    worker, client, demo_image, task_name
-):
+def test_the_chapters_program_starts_and_stops_the_demo_web_server(worker, client, demo_image, task_name):
     t = Task(name=task_name, image=demo_image, state=State.SCHEDULED)
     worker.add_task(t)
     result = worker.run_task()
@@ -255,9 +253,7 @@ def test_no_engine_at_the_address_is_an_error_naming_it(no_engine, demo_image):
     assert w.db[t.id].state is State.FAILED
 
 
-def test_a_container_removed_behind_the_workers_back_counts_as_stopped(
-    worker, client, demo_image
-):
+def test_a_container_removed_behind_the_workers_back_counts_as_stopped(worker, client, demo_image):
     t = Task(image=demo_image, state=State.SCHEDULED)
     worker.add_task(t)
     assert worker.run_task().error is None
@@ -270,9 +266,7 @@ def test_a_container_removed_behind_the_workers_back_counts_as_stopped(
     assert worker.db[t.id].state is State.COMPLETED
 
 
-def test_a_stop_that_cannot_reach_the_engine_leaves_the_task_running(
-    worker, client, no_engine, demo_image
-):
+def test_a_stop_that_cannot_reach_the_engine_leaves_the_task_running(worker, client, no_engine, demo_image):
     t = Task(image=demo_image, state=State.SCHEDULED)
     worker.add_task(t)
     assert worker.run_task().error is None
