@@ -23,17 +23,13 @@ Exits with status 1 if a target is missed.
 import argparse
 import statistics
 import subprocess
-import sys
 import time
 import uuid
 from contextlib import suppress
-from pathlib import Path
 
 import docker
 from docker.errors import APIError, DockerException
 
-# Run as a script, Python looks for modules beside it; cube is one folder up.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from cube import LABEL_TASK, LABEL_WORKER, State, Task, Worker, check_engine, ensure_demo_image
 
 WORKER_NAME = "bench"
