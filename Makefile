@@ -35,7 +35,7 @@ image: $(VENV)/.installed engine
 		echo "cube: installing Debian's busybox-static for the demo image" >&2; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq busybox-static >/dev/null; \
 	fi
-	$(BIN)/python -m cube.image
+	$(BIN)/python -c 'import cube; print("demo image:", cube.ensure_demo_image())'
 
 browser: $(VENV)/.installed
 	@bash scripts/browser.sh $(BIN)/python

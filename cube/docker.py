@@ -150,13 +150,13 @@ class Docker:
                     f"Give the task another name, or remove the old one with `docker rm -f {c.name}`."
                 )
             return f"could not {action} {subject}: the Docker engine said: {error.explanation}"
-        return (
-            f"could not {action} {subject}: no Docker engine answers at {self._address()} ({error}). "
-            "Start Docker Desktop or dockerd (`make engine` in the cube folder), then try again."
-        )
-
-    def _address(self) -> str:
-        return _engine_address(self.client)
+        if isinstance(error, requests.ConnectionError) or "fetching server API version" in str(error):
+            return (
+                f"could not {action} {subject}: no Docker engine answers at "
+                f"{_engine_address(self.client)} ({error}). Start Docker Desktop or dockerd "
+                "(`make engine` in the cube folder), then try again."
+            )
+        return f"could not {action} {subject}: {error}"
 
 
 class _PullFailed(Exception):

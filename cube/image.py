@@ -116,7 +116,3 @@ def _is_static_executable(path: str) -> bool:
     PT_INTERP = 3
     types = [struct.unpack_from(order + "I", head, phoff + i * phentsize)[0] for i in range(phnum)]
     return PT_INTERP not in types
-
-
-if __name__ == "__main__":
-    print(ensure_demo_image())
