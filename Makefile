@@ -14,7 +14,8 @@ lab: setup
 	$(BIN)/jupyter lab --notebook-dir=notebooks --ip=127.0.0.1 $(ROOT_FLAG)
 
 test: setup browser
-	$(BIN)/ruff check cube tests benchmarks
+	$(BIN)/ruff check cube tests benchmarks conftest.py
+	$(BIN)/ruff format --check cube tests benchmarks conftest.py
 	$(BIN)/pytest
 
 setup: $(VENV)/.installed engine image

@@ -36,4 +36,3 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     session.exitstatus = pytest.ExitCode.TESTS_FAILED
     names = ", ".join(f"{c.name} ({c.short_id})" for c in left)
     print(f"\nFAILED: the tests left cube containers behind (now removed): {names}")
-

@@ -49,6 +49,7 @@ class ControlPanel(widgets.VBox):
         self.stop_button = widgets.Button(description="Stop", icon="stop", button_style="danger")
         self.progress = widgets.IntProgress(value=0, min=0, max=1, layout={"display": "none"})
         self.message = widgets.HTML()
+        self.last_message = ""  # the message's plain text, for code and tests
         self.table = widgets.HTML()
         self.enqueue_button.on_click(lambda _: self.enqueue())
         self.run_button.on_click(lambda _: self.run_next())
@@ -174,6 +175,7 @@ class ControlPanel(widgets.VBox):
         self.progress.max, self.progress.value = steps, step
 
     def _say(self, text: str, error: bool = False) -> None:
+        self.last_message = text
         color = "#b00020" if error else "inherit"
         self.message.value = f'<span style="color:{color}">{html.escape(text)}</span>'
 

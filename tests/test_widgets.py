@@ -1,0 +1,134 @@
+"""The control panel driven from Python: set its inputs, click its buttons, check db and engine."""
+
+import time
+
+import docker
+import httpx
+import pytest
+
+from cube import DEMO_IMAGE, LABEL_TASK, LABEL_WORKER, State, Task
+from cube.widgets import ControlPanel, TransitionExplorer
+
+
+@pytest.fixture
+def panel(worker, demo_image):
+    p = ControlPanel(worker)
+    p.wait()
+    yield p
+    p.close()
+
+
+def only_task(panel: ControlPanel) -> Task:
+    (task,) = panel.worker.db.values()
+    return task
+
+
+def test_the_first_clicks_start_serve_and_stop_a_container(panel, client):
+    name = panel.task_name.value
+    assert name.startswith("web-") and panel.image.value == DEMO_IMAGE
+
+    panel.enqueue_button.click()
+    assert [t.name for t in panel.worker.queue.queue] == [name]
+    assert panel.task_name.value != name, "a fresh name is ready for the next task"
+
+    panel.run_button.click()
+    panel.wait()
+    task = only_task(panel)
+    assert task.state is State.RUNNING, panel.last_message
+    container = client.containers.get(task.container_id)
+    assert container.labels[LABEL_TASK] == str(task.id)
+    assert container.labels[LABEL_WORKER] == panel.worker.name
+    port = task.host_ports["80/tcp"]
+    assert f'href="http://localhost:{port}"' in panel.table.value
+    assert "RUNNING" in panel.table.value
+    assert httpx.get(f"http://127.0.0.1:{port}").text.strip() == f"Hello from {task.container_id[:12]}"
+    assert panel.running.value == task.id
+
+    panel.stop_button.click()
+    panel.wait()
+    assert only_task(panel).state is State.COMPLETED, panel.last_message
+    assert "COMPLETED" in panel.table.value
+    with pytest.raises(docker.errors.NotFound):
+        client.containers.get(task.container_id)
+
+
+def test_a_bad_name_is_a_message_and_nothing_is_queued(panel):
+    panel.task_name.value = "my web server"
+    panel.enqueue_button.click()
+    assert panel.last_message.startswith("Not enqueued: name:")
+    assert panel.worker.queue.empty()
+    assert panel.task_name.value == "my web server", "the input is kept so it can be corrected"
+
+
+def test_a_missing_image_fails_the_task_with_a_message_not_a_traceback(panel):
+    panel.image.value = "cube/no-such-image:1"
+    panel.enqueue_button.click()
+    panel.run_button.click()
+    panel.wait()
+    assert only_task(panel).state is State.FAILED
+    assert "cube/no-such-image:1" in panel.last_message
+    assert "Traceback" not in panel.message.value
+    assert "#b00020" in panel.message.value  # shown as an error
+
+
+def test_stop_with_nothing_running_and_run_with_nothing_queued_say_so(panel):
+    panel.stop_button.click()
+    assert "No running task" in panel.last_message
+    panel.run_button.click()
+    panel.wait()
+    assert panel.last_message == "Nothing to do: no tasks in the queue."
+
+
+def test_an_unexpected_error_in_a_job_is_a_message_with_a_fake_worker(panel):
+    def broken_run_task():  # a fake: no engine fails like this on demand
+        raise KeyError("boom")
+
+    panel.worker.run_task = broken_run_task
+    panel.run_button.click()
+    panel.wait()
+    assert panel.last_message == "Unexpected error: KeyError: 'boom'"
+
+
+def test_the_table_follows_changes_made_outside_the_panel(panel):
+    task = Task(name="outside", image=DEMO_IMAGE, state=State.SCHEDULED)
+    panel.worker.add_task(task)
+    assert _eventually(lambda: "outside → SCHEDULED" in panel.table.value)
+    panel.worker.run_task()
+    assert _eventually(lambda: "RUNNING" in panel.table.value)
+    assert panel.running.value == task.id
+
+
+def test_the_demo_image_is_built_in_the_background_while_buttons_answer(worker, client):
+    for c in client.containers.list(all=True, filters={"ancestor": DEMO_IMAGE}):
+        pytest.fail(f"container {c.name} still uses the demo image; cannot test its build")
+    client.images.remove(DEMO_IMAGE)
+    panel = ControlPanel(worker)
+    try:
+        panel.enqueue_button.click()  # answered at once, while the build runs
+        assert panel.worker.queue.qsize() == 1
+        assert not client.images.list(name=DEMO_IMAGE), "the build should still be running"
+        panel.run_button.click()
+        panel.wait()
+        assert client.images.list(name=DEMO_IMAGE)
+        assert panel.progress.max > 1 and panel.progress.value == panel.progress.max
+        assert panel.progress.layout.display == "none"
+        assert only_task(panel).state is State.RUNNING, panel.last_message
+    finally:
+        panel.close()
+
+
+def test_the_transition_explorer_judges_with_the_map():
+    explorer = TransitionExplorer()
+    assert "valid" in explorer.verdict.value and "RUNNING → COMPLETED" in explorer.verdict.value
+    explorer.src.value = State.COMPLETED
+    explorer.dst.value = State.RUNNING
+    assert "not allowed" in explorer.verdict.value
+
+
+def _eventually(check, seconds: float = 5) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.1)
+    return check()
