@@ -8,10 +8,11 @@ against, as the text lands in whatever cell happens to be running.
 """
 
 import html
+import logging
 import secrets
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 import docker
@@ -21,6 +22,8 @@ from cube.image import DEMO_IMAGE, ensure_demo_image
 from cube.state import State, valid_state_transition
 from cube.task import Task
 from cube.worker import Worker
+
+log = logging.getLogger(__name__)
 
 REFRESH_SECONDS = 0.5
 
@@ -64,7 +67,7 @@ class ControlPanel(widgets.VBox):
             ]
         )
         self._jobs = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"cube-{worker.name}")
-        self._last_job: Future = self._jobs.submit(self._prepare_image)
+        self._jobs.submit(self._prepare_image)
         self._shown = ""
         self._drawing = threading.Lock()  # the refresher, the job thread and clicks all redraw
         self._closing = threading.Event()
@@ -138,7 +141,7 @@ class ControlPanel(widgets.VBox):
 
     def _submit(self, doing: str, job: Callable) -> None:
         self._say(doing)
-        self._last_job = self._jobs.submit(self._run_job, job)
+        self._jobs.submit(self._run_job, job)
 
     def _run_job(self, job: Callable) -> None:
         try:
@@ -183,8 +186,8 @@ class ControlPanel(widgets.VBox):
         while not self._closing.wait(REFRESH_SECONDS):
             try:
                 self.refresh()
-            except Exception:  # noqa: BLE001 - the db changed while we read it; try again next tick
-                pass
+            except Exception:  # noqa: BLE001 - one failed redraw must not end the refreshing
+                log.exception("redrawing the panel of %s failed", self.worker.name)
 
 
 _LINK = "color: #1a73e8; text-decoration: underline"
