@@ -18,7 +18,6 @@ LABEL_WORKER = "cube.worker"
 
 # Docker's own rule for container names.
 _NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*")
-_PORT = re.compile(r"\d{1,5}(/(tcp|udp|sctp))?")
 
 
 @dataclass
@@ -76,7 +75,8 @@ class Task:
             choices = ", ".join(map(repr, RESTART_POLICIES))
             raise ValueError(f"restart_policy: {self.restart_policy!r} is not one of {choices}")
         for port in (*self.exposed_ports, *self.port_bindings):
-            if not _is_port(str(port).split("/")[0]) or not _PORT.fullmatch(str(port)):
+            number, _, protocol = str(port).partition("/")
+            if not _is_port(number) or protocol not in ("", "tcp", "udp", "sctp"):
                 raise ValueError(f"exposed_ports/port_bindings: {port!r} is not a port like '80/tcp'")
         for port, host_port in self.port_bindings.items():
             if not _is_port(str(host_port)):

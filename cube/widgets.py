@@ -15,7 +15,6 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
-import docker
 import ipywidgets as widgets
 
 from cube.image import DEMO_IMAGE, ensure_demo_image
@@ -162,19 +161,19 @@ class ControlPanel(widgets.VBox):
         if self.image.value != DEMO_IMAGE:
             return
         try:
-            client = self.worker.client or docker.from_env()
-            if client.images.list(name=DEMO_IMAGE):
-                return
-            self._say(f"Building the demo image {DEMO_IMAGE}…")
-            self.progress.layout.display = "flex"
-            ensure_demo_image(client, on_step=self._show_step)
-            self._say(f"Built {DEMO_IMAGE}. Ready.")
-        except (RuntimeError, docker.errors.DockerException) as e:
+            ensure_demo_image(self.worker.client, on_step=self._show_step)
+        except RuntimeError as e:
             self._say(str(e), error=True)
+        else:
+            if self.progress.value:  # a build really ran
+                self._say(f"Built {DEMO_IMAGE}. Ready.")
         finally:
             self.progress.layout.display = "none"
 
     def _show_step(self, step: int, steps: int) -> None:
+        if step == 1:
+            self._say(f"Building the demo image {DEMO_IMAGE}…")
+            self.progress.layout.display = "flex"
         self.progress.max, self.progress.value = steps, step
 
     def _say(self, text: str, error: bool = False) -> None:
