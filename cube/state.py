@@ -1,12 +1,22 @@
-"""The five states of a task and the moves allowed between them (listing 4.10).
+"""The five states of a task, the moves allowed between them (listing 4.10), and the record of a move.
 
 The chapter shows the transitions twice, and the two disagree: its table 4.1 lets a PENDING
 task go to FAILED, and has no SCHEDULED -> SCHEDULED, RUNNING -> RUNNING or RUNNING -> FAILED;
 its prose says SCHEDULED may go to COMPLETED. cube follows the map in listing 4.10, because that is
-the code the worker runs; notebook 01 shows the differences.
+the code the worker runs, and adds two moves that a worker watching real containers needs:
+
+- SCHEDULED -> COMPLETED: a container that finishes its work (exit code 0) before the worker ever
+  sees it running. Reporting RUNNING first would report a state nobody observed.
+- FAILED -> SCHEDULED: a failed task asked to run again gets a new container, under the same id.
+  The book adds the same move in a later chapter, for restarting failed tasks.
+
+Notebook 01 shows the differences.
 """
 
+import uuid
 from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import datetime
 from enum import Enum
 
 
@@ -23,13 +33,17 @@ class State(Enum):
         return self.name
 
 
+# Listing 4.10, plus the two moves marked "cube" (see the module docstring).
 STATE_TRANSITION_MAP: dict[State, tuple[State, ...]] = {
     State.PENDING: (State.SCHEDULED,),
-    State.SCHEDULED: (State.SCHEDULED, State.RUNNING, State.FAILED),
+    State.SCHEDULED: (State.SCHEDULED, State.RUNNING, State.FAILED, State.COMPLETED),  # cube: COMPLETED
     State.RUNNING: (State.RUNNING, State.COMPLETED, State.FAILED),
     State.COMPLETED: (),
-    State.FAILED: (),
+    State.FAILED: (State.SCHEDULED,),  # cube: run a failed task again
 }
+
+# The moves cube adds to listing 4.10, for notebooks and tests to point at.
+ADDED_TRANSITIONS = ((State.SCHEDULED, State.COMPLETED), (State.FAILED, State.SCHEDULED))
 
 
 def contains(states: Collection[State], state: State) -> bool:
@@ -40,3 +54,21 @@ def contains(states: Collection[State], state: State) -> bool:
 def valid_state_transition(src: State, dst: State) -> bool:
     """Return True if a task in state `src` may move to state `dst`."""
     return contains(STATE_TRANSITION_MAP[src], dst)
+
+
+@dataclass(frozen=True)
+class Transition:
+    """One change of a task's state, as the worker recorded it.
+
+    src is None when the worker records the task for the first time. A move to the same state
+    (RUNNING -> RUNNING) records something else that changed: a restart, new host ports.
+    """
+
+    time: datetime
+    task_id: uuid.UUID
+    src: State | None
+    dst: State
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.time:%H:%M:%S.%f}"[:-3] + f" {self.src or 'new'} -> {self.dst}: {self.reason}"

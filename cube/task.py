@@ -1,11 +1,13 @@
 """What a task is: the Task record (listing 4.1) and the container Config made from it.
 
-A task is the smallest unit of work, and it runs as exactly one container.
+A task is the smallest unit of work, and it runs as exactly one container. Besides the book's
+fields, a Task records what the worker last observed of its container: the host ports, the exit
+code, how many times Docker restarted it, and a reason for its state, in words.
 """
 
 import re
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 
 from cube.state import State
@@ -27,8 +29,12 @@ class Task:
     cpu is in cores (0.5 is half a core), memory and disk in bytes; 0 means "no limit".
     exposed_ports holds container ports such as "80/tcp"; port_bindings maps a container port to
     the host port to publish it on (an exposed port with no binding gets a random host port).
-    host_ports is filled in by the worker once the container runs: container port -> host port.
-    Times are timezone-aware UTC datetimes, or None until they happen.
+    cmd replaces the image's command, e.g. ["sh", "-c", "exit 3"]; empty keeps the image's own.
+    The worker fills in the rest from what the engine reports: host_ports (container port -> host
+    port, as published now), exit_code (None until the container exits), restarts (how many times
+    Docker restarted the container under its restart policy) and reason (why the task is in its
+    state, e.g. "exited with code 3"). Times are timezone-aware UTC datetimes, or None until they
+    happen.
 
     Raises:
         ValueError: a field holds an impossible value; the message names the field.
@@ -45,9 +51,13 @@ class Task:
     exposed_ports: set[str] = field(default_factory=set)
     port_bindings: dict[str, str] = field(default_factory=dict)
     restart_policy: str = ""
+    cmd: list[str] = field(default_factory=list)
     start_time: datetime | None = None
     finish_time: datetime | None = None
     host_ports: dict[str, int] = field(default_factory=dict)
+    exit_code: int | None = None
+    restarts: int = 0
+    reason: str = ""
 
     def __post_init__(self) -> None:
         self.validate()
@@ -74,6 +84,8 @@ class Task:
         if self.restart_policy not in RESTART_POLICIES:
             choices = ", ".join(map(repr, RESTART_POLICIES))
             raise ValueError(f"restart_policy: {self.restart_policy!r} is not one of {choices}")
+        if not isinstance(self.cmd, list) or not all(isinstance(arg, str) for arg in self.cmd):
+            raise ValueError(f"cmd: must be a list of strings such as ['sh', '-c', 'exit 3'], got {self.cmd!r}")
         for port in (*self.exposed_ports, *self.port_bindings):
             number, _, protocol = str(port).partition("/")
             if not _is_port(number) or protocol not in ("", "tcp", "udp", "sctp"):
@@ -85,6 +97,47 @@ class Task:
             value = getattr(self, name)
             if value is not None and (not isinstance(value, datetime) or value.tzinfo is None):
                 raise ValueError(f"{name}: must be a timezone-aware datetime or None, got {value!r}")
+        if self.exit_code is not None and (type(self.exit_code) is not int):
+            raise ValueError(f"exit_code: must be a whole number or None, got {self.exit_code!r}")
+        if isinstance(self.restarts, bool) or not isinstance(self.restarts, int) or self.restarts < 0:
+            raise ValueError(f"restarts: must be a whole number >= 0, got {self.restarts!r}")
+
+    def to_dict(self) -> dict:
+        """The task as plain JSON types: states by name, times in ISO 8601, sets as sorted lists."""
+        d = asdict(self)
+        d["id"], d["state"] = str(self.id), self.state.name
+        d["exposed_ports"] = sorted(self.exposed_ports)
+        for name in ("start_time", "finish_time"):
+            d[name] = d[name] and d[name].isoformat()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Task":
+        """The inverse of to_dict.
+
+        Raises:
+            ValueError: a field is unknown or impossible; the message names it.
+        """
+        d = dict(d)
+        unknown = set(d) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValueError(f"{', '.join(sorted(unknown))}: not a field of Task")
+        for name, parse in _PARSERS.items():
+            if d.get(name) is not None:
+                try:
+                    d[name] = parse(d[name])
+                except (KeyError, ValueError, TypeError, AttributeError):
+                    raise ValueError(f"{name}: cannot read {d[name]!r} as a {name}") from None
+        d["exposed_ports"] = set(d.get("exposed_ports", ()))
+        return cls(**d)
+
+
+_PARSERS = {
+    "id": uuid.UUID,
+    "state": lambda name: State[name],
+    "start_time": datetime.fromisoformat,
+    "finish_time": datetime.fromisoformat,
+}
 
 
 def _is_port(text: str) -> bool:
@@ -122,5 +175,6 @@ class Config:
             exposed_ports=set(task.exposed_ports),
             port_bindings=dict(task.port_bindings),
             restart_policy=task.restart_policy,
+            cmd=list(task.cmd),
             labels=labels,
         )

@@ -5,6 +5,9 @@ thread, so the buttons answer at once and jobs run one at a time, in the order c
 thread never prints: it only sets widget values, which ipywidgets sends to the browser from any
 thread. Printing or `with output:` from a thread is what the ipywidgets and ipykernel 7 docs warn
 against, as the text lands in whatever cell happens to be running.
+
+The panel does not poll: it subscribes to its worker and redraws when the worker records a change,
+whoever caused it (a click, the worker's own loop, a container that exited).
 """
 
 import html
@@ -24,9 +27,6 @@ from cube.worker import Worker
 
 log = logging.getLogger(__name__)
 
-REFRESH_SECONDS = 0.5
-
-
 def fresh_task_name() -> str:
     """A container name that is very unlikely to be taken: web-<4 hex digits>."""
     return f"web-{secrets.token_hex(2)}"
@@ -37,8 +37,9 @@ class ControlPanel(widgets.VBox):
 
     "Enqueue" adds a SCHEDULED task made from the two inputs; "Run next" makes the worker process
     the task at the front of its queue; "Stop" enqueues the chosen running task as COMPLETED and,
-    if nothing is waiting ahead of it, runs it at once. The table shows the worker's db and is
-    redrawn whenever a task in it (or the queue) changes, whoever changed it.
+    if nothing is waiting ahead of it, runs it at once. With a started worker (worker.start()) the
+    worker's own loop handles requests as they come, so Enqueue and Stop are all it takes. The
+    table shows the worker's db and is redrawn whenever the worker records a change.
     """
 
     def __init__(self, worker: Worker, image: str = DEMO_IMAGE) -> None:
@@ -68,10 +69,9 @@ class ControlPanel(widgets.VBox):
         self._jobs = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"cube-{worker.name}")
         self._jobs.submit(self._prepare_image)
         self._shown = ""
-        self._drawing = threading.Lock()  # the refresher, the job thread and clicks all redraw
-        self._closing = threading.Event()
-        self._refresher = threading.Thread(target=self._keep_fresh, daemon=True)
-        self._refresher.start()
+        self._drawing = threading.Lock()  # the worker's threads, the job thread and clicks all redraw
+        self._unsubscribe = worker.subscribe(lambda _: self._redraw())
+        self.refresh()
 
     def __repr__(self) -> str:
         # Stable text for the notebook's plain-text output (and for nbval to compare).
@@ -85,12 +85,18 @@ class ControlPanel(widgets.VBox):
         except ValueError as e:
             self._say(f"Not enqueued: {e}", error=True)
             return
-        self._say(f"Enqueued {task.name}: the worker will start it when you click Run next.")
+        if self.worker.running:
+            self._say(f"Enqueued {task.name}: the worker is starting it.")
+        else:
+            self._say(f"Enqueued {task.name}: the worker will start it when you click Run next.")
         self.task_name.value = fresh_task_name()
         self.refresh()
 
     def run_next(self) -> None:
         """Let the worker process the task at the front of its queue (in the background)."""
+        if self.worker.running:
+            self._say("The worker is started: it runs each request as it arrives, no need to click.")
+            return
         self._submit("Running the next task…", self.worker.run_task)
 
     def stop(self) -> None:
@@ -102,7 +108,9 @@ class ControlPanel(widgets.VBox):
 
         def stop_it():
             self.worker.add_task(replace(task, state=State.COMPLETED))
-            waiting = self.worker.queue.qsize() - 1
+            if self.worker.running:
+                return f"Stop of {task.name} requested: the worker is stopping it."
+            waiting = len(self.worker.queue) - 1
             if waiting:
                 return f"Stop of {task.name} is queued behind {waiting} task(s): click Run next."
             return self.worker.run_task()
@@ -115,7 +123,7 @@ class ControlPanel(widgets.VBox):
         self.refresh()
 
     def close(self) -> None:
-        self._closing.set()
+        self._unsubscribe()
         self._jobs.shutdown(wait=False, cancel_futures=True)
         super().close()
 
@@ -123,7 +131,7 @@ class ControlPanel(widgets.VBox):
         """Redraw the table and the drop-down of running tasks if anything changed."""
         with self._drawing:
             tasks = list(self.worker.db.values())
-            queued = list(self.worker.queue.queue)  # a snapshot of the Queue's own deque
+            queued = self.worker.queue
             shown = _tasks_table(tasks, queued)
             if shown == self._shown:
                 return
@@ -181,12 +189,11 @@ class ControlPanel(widgets.VBox):
         color = "#b00020" if error else "inherit"
         self.message.value = f'<span style="color:{color}">{html.escape(text)}</span>'
 
-    def _keep_fresh(self) -> None:
-        while not self._closing.wait(REFRESH_SECONDS):
-            try:
-                self.refresh()
-            except Exception:  # noqa: BLE001 - one failed redraw must not end the refreshing
-                log.exception("redrawing the panel of %s failed", self.worker.name)
+    def _redraw(self) -> None:
+        try:
+            self.refresh()
+        except Exception:  # noqa: BLE001 - a failed redraw must not break the worker that told us
+            log.exception("redrawing the panel of %s failed", self.worker.name)
 
 
 _LINK = "color: #1a73e8; text-decoration: underline"

@@ -1,29 +1,54 @@
-"""What a worker does: take tasks off its queue and start or stop their containers (chapter 4).
+"""What a worker does: take requests off its queue, start or stop their containers, and keep its
+records true to what the engine says (chapter 4, and the run loop, inspection and store that the
+book adds in later chapters, without their bugs).
+
+A request is a Task put on the queue with the state wanted for it: SCHEDULED to start it,
+COMPLETED to stop it. The worker's db holds its own record of each task: what it last *observed*.
 
 Where cube differs from the book, and why:
-- A task is stopped by enqueueing it with state COMPLETED; the worker finds its container id in
-  its own db. The book makes the caller copy the container id into the task by hand.
-- A stop that fails (engine unreachable, say) leaves the task RUNNING: its container may well be
-  running still. The book marks it COMPLETED whatever happened.
+- Observed state. update_tasks() asks the engine about every container the worker owns and moves
+  each task to what is true now: exit code 0 is COMPLETED; another exit code, an out-of-memory kill
+  or a vanished container is FAILED, with the exit code and a reason in words. The book's later
+  Inspect dereferences nothing when a container has vanished and calls every exit a failure.
+- Intent first. Before a container is created, the task is recorded as SCHEDULED with the
+  operation under way ("start"); the outcome is recorded after. After a crash, a worker opened on
+  the same db_path finishes or undoes what was half done before anything else (reconcile()).
+- A task never has two containers, and one task's requests are handled in the order queued:
+  while an operation is under way on a task, its later requests wait, whatever `parallel` is.
+- A request the engine could not hear at all (no engine, or no answer) goes back to the front of
+  the queue and the task keeps its state: nothing was decided, so nothing is reported.
+- Containers of finished tasks are removed: a COMPLETED or FAILED task has no container left.
+- A task is stopped by enqueueing it with state COMPLETED; the worker takes the container id from
+  its own db, and touches only a container labelled for that task and worker. The book makes the
+  caller copy the container id by hand, and marks a failed stop COMPLETED anyway.
 - An invalid transition returns an error naming both states and changes nothing in the db. The
   book stores a task it sees for the first time even when it then refuses the transition.
-- The queue holds copies: like the book's Go structs, which are passed by value, changing a Task
-  after add_task() does not change what the worker will do with it.
+- The queue holds copies: changing a Task after add_task() does not change the request.
+- All public methods are safe to call from several threads; the book locks nothing.
 """
 
 import copy
 import logging
-import queue
+import threading
+import time
 import uuid
+from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import docker
 
-from cube.docker import Docker, DockerResult
-from cube.state import State, valid_state_transition
-from cube.task import Config, Task
+from cube.docker import ENGINE_ERRORS, Docker, DockerResult, Observed, describe_exit, is_unreachable
+from cube.state import State, Transition, valid_state_transition
+from cube.store import Store
+from cube.task import LABEL_TASK, LABEL_WORKER, Config, Task
 
 log = logging.getLogger(__name__)
+
+OBSERVE_SECONDS = 1.0  # how often a started worker asks the engine about its containers
+RETRY_SECONDS = 1.0  # how long a started worker waits before asking an unreachable engine again
+FINAL = (State.COMPLETED, State.FAILED)
+PAUSED = "its container is paused"
 
 
 class Worker:
@@ -31,95 +56,528 @@ class Worker:
 
     Args:
         name: the worker's name; it labels every container the worker creates.
-        client: a docker.DockerClient; None connects with docker.from_env() on first use.
+        client: a docker.DockerClient for the engine to use; None connects with docker.from_env()
+            (DOCKER_HOST, or the local engine) on first use.
+        db_path: a SQLite file that keeps tasks, queue and history across restarts; None keeps
+            them in memory, gone with the worker.
+        parallel: how many requests a started worker handles at once; 1 is the book's worker.
+
+    Raises:
+        TypeError: client is not a docker.DockerClient.
+        cube.store.StoreInUse: another worker has db_path open.
     """
 
-    def __init__(self, name: str, client: docker.DockerClient | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        client: docker.DockerClient | None = None,
+        db_path: str | None = None,
+        parallel: int = 1,
+    ) -> None:
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"name: a worker needs a name, e.g. Worker('worker-1'); got {name!r}")
+        if isinstance(parallel, bool) or not isinstance(parallel, int) or parallel < 1:
+            raise ValueError(f"parallel: must be a whole number >= 1, got {parallel!r}")
         self.name = name
         self.client = client
-        self.queue: queue.Queue[Task] = queue.Queue()  # FIFO, safe across threads
-        self.db: dict[uuid.UUID, Task] = {}
-        self._given: set[uuid.UUID] = set()
+        self.parallel = parallel
+        self.store = Store(db_path, name)
+        self._listeners: list[Callable[[Transition | Task], None]] = []
+        self._reconciled = db_path is None  # a worker that remembers nothing has nothing to recover
+        self._reconciling = threading.Lock()
+        self._work = threading.Condition()  # told when a request may have become ready
+        self._generation = 0
+        self._stopping = threading.Event()
+        self._threads: list[threading.Thread] = []
+        if not self._reconciled:
+            self.reconcile()
+
+    @property
+    def client(self) -> docker.DockerClient | None:
+        """The Docker client the worker uses; None until it first needs one."""
+        return self._client
+
+    @client.setter
+    def client(self, client: docker.DockerClient | None) -> None:
+        if client is not None and not isinstance(client, docker.DockerClient):
+            raise TypeError(
+                f"client: expected a docker.DockerClient, got {type(client).__name__}. Pass "
+                "docker.from_env(), or docker.DockerClient(base_url='unix:///path/to/docker.sock') "
+                "for another engine (a docker.APIClient is the SDK's lower level: not this)."
+            )
+        self._client = client
+
+    # --- what the worker knows ---------------------------------------------------------------------
+
+    @property
+    def db(self) -> dict[uuid.UUID, Task]:
+        """A snapshot of the worker's records: task id -> what it last observed of the task."""
+        return {t.id: t for t in self.store.tasks()}
+
+    @property
+    def queue(self) -> list[Task]:
+        """A snapshot of the requests waiting, front first."""
+        return self.store.queued()
 
     @property
     def task_count(self) -> int:
         """How many different tasks this worker has been given."""
-        return len(self._given)
+        return self.store.given()
+
+    def history(self, task_id: uuid.UUID | None = None) -> list[Transition]:
+        """Every change of state the worker recorded, oldest first; only one task's if given."""
+        return self.store.history(task_id)
+
+    def subscribe(self, listener: Callable[[Transition | Task], None]) -> Callable[[], None]:
+        """Tell listener(change) of every change the worker records; returns a function to unsubscribe.
+
+        change is a Transition when a task changes state, or a copy of the Task when a request
+        joins the queue. Listeners run on the thread that made the change, after it is recorded;
+        one that raises is logged and does not stop the others.
+        """
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
+
+    # --- the chapter's methods ---------------------------------------------------------------------
 
     def add_task(self, task: Task) -> None:
         """Put a copy of `task` at the back of the queue: "bring this task to task.state".
 
         Raises:
+            TypeError: task is not a Task.
             ValueError: the task has an impossible field (it is not queued).
         """
+        if not isinstance(task, Task):
+            raise TypeError(f"add_task takes a cube.Task, got {type(task).__name__}")
         task.validate()
-        self.queue.put(copy.deepcopy(task))
-        self._given.add(task.id)
+        request = copy.deepcopy(task)
+        self.store.enqueue(request)
+        self._poke()
+        self._notify(request)
 
     def run_task(self) -> DockerResult:
-        """Take the next task off the queue and start or stop it, as its state asks."""
-        try:
-            queued = self.queue.get_nowait()
-        except queue.Empty:
-            log.info("no tasks in the queue")
-            return DockerResult(action="none", result="no tasks in the queue")
+        """Take the next request off the queue and start or stop its task, as its state asks.
 
-        # A task seen for the first time is taken to be in the state it arrives with.
-        persisted = self.db.get(queued.id, queued)
-        if not valid_state_transition(persisted.state, queued.state):
-            return DockerResult(
-                error=f"invalid transition from {persisted.state} to {queued.state} "
-                f"for task {queued.name or queued.id}; nothing was done",
-                action="none",
-            )
-        match queued.state:
-            case State.SCHEDULED:
-                return self.start_task(queued)
-            case State.COMPLETED:
-                return self.stop_task(queued)
-            case _:
+        The next request is the first one whose task has no operation under way.
+        """
+        if not self._reconcile_first():
+            return self._unreachable_result()
+        with self.store.transaction():
+            queued = self.store.dequeue()
+            if queued is None:
+                log.info("no tasks in the queue")
+                return DockerResult(action="none", result="no tasks in the queue")
+            # A task seen for the first time is taken to be in the state it arrives with.
+            persisted = self.store.task(queued.id) or queued
+            if not valid_state_transition(persisted.state, queued.state):
+                return DockerResult(
+                    error=f"invalid transition from {persisted.state} to {queued.state} "
+                    f"for task {queued.name or queued.id}; nothing was done",
+                    action="none",
+                )
+            if queued.state not in (State.SCHEDULED, State.COMPLETED):
                 return DockerResult(
                     error=f"a task queued as {queued.state} asks for nothing: enqueue it as "
                     "SCHEDULED to start it or COMPLETED to stop it",
                     action="none",
                 )
+            op = "start" if queued.state is State.SCHEDULED else "stop"
+            error = self._refuse(queued, op)
+            if error is None:
+                known = self.store.task(queued.id) is not None
+                task, change = self._claim(queued, op)
+        if error:
+            return DockerResult(error=error, action="none")
+        self._notify(change)
+        return self._start(task, known) if op == "start" else self._stop(task)
 
     def start_task(self, task: Task) -> DockerResult:
         """Start the task's container and record the task as RUNNING, or FAILED if it could not."""
-        task = copy.deepcopy(task)
-        task.start_time = datetime.now(UTC)
-        d = Docker(Config.from_task(task, self.name), self.client)
-        result = d.run()
-        self.client = d.client  # keep the connection for the next task
-        if result.error:
-            log.warning("task %s failed to start: %s", task.id, result.error)
-            task.state = State.FAILED
-            self.db[task.id] = task
-            return result
-
-        task.container_id = result.container_id
-        task.host_ports = result.host_ports
-        task.state = State.RUNNING
-        self.db[task.id] = task
-        return result
+        if not self._reconcile_first():
+            return self._unreachable_result()
+        with self.store.transaction():
+            error = self._refuse(task, "start")
+            if error is None:
+                known = self.store.task(task.id) is not None
+                task, change = self._claim(task, "start")
+        if error:
+            return DockerResult(error=error, action="start")
+        self._notify(change)
+        return self._start(task, known)
 
     def stop_task(self, task: Task) -> DockerResult:
         """Stop and remove the task's container and record the task as COMPLETED.
 
-        The container id comes from the worker's db (falling back to the task's own). If the
-        stop fails, the task keeps its state and the error is returned.
+        The container id comes from the worker's db. If the stop fails, the task keeps its state
+        and the error is returned.
         """
-        persisted = self.db.get(task.id)
-        task = copy.deepcopy(persisted or task)
-        d = Docker(Config.from_task(task, self.name), self.client)
-        result = d.stop(task.container_id)
-        self.client = d.client
+        if not self._reconcile_first():
+            return self._unreachable_result()
+        with self.store.transaction():
+            error = self._refuse(task, "stop")
+            if error is None:
+                task, _ = self._claim(task, "stop")
+        return DockerResult(error=error, action="stop") if error else self._stop(task)
+
+    # --- observing the engine ----------------------------------------------------------------------
+
+    def update_tasks(self) -> list[Transition]:
+        """Ask the engine about every container this worker owns and bring the db in line.
+
+        Like the kubelet's relist: one list of the worker's containers, a closer look only at
+        those that changed, and one recorded transition for each difference. Returns them.
+        """
+        if not self._reconcile_first():
+            return []
+        return self._observe() or []
+
+    def reconcile(self) -> list[Transition]:
+        """Finish what a previous run on the same db left half done, then observe every task.
+
+        A worker opened on a db_path does this before anything else (and again before its next
+        operation if the engine could not be reached). Half-done starts are finished (a running
+        container is adopted, any other is removed and the task started again); half-done stops
+        are carried out.
+        """
+        with self._reconciling:
+            if self._reconciled:
+                return []
+            for task_id, op in self.store.busy().items():
+                task = self.store.task(task_id)
+                log.info("finishing the %s of task %s left half done", op, task.name or task.id)
+                result = self._start(task, known=True) if op == "start" else self._stop(task)
+                if result.unreachable:
+                    return []
+            changes = self._observe()
+            self._reconciled = changes is not None
+            return changes or []
+
+    # --- the run loop ------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Work in the background: handle requests as they arrive (`parallel` at a time) and
+        observe the engine every OBSERVE_SECONDS. Does nothing if already started."""
+        if self._threads:
+            return
+        self._stopping.clear()
+        self._threads = [
+            threading.Thread(target=self._handle_requests, name=f"cube-{self.name}-{i}", daemon=True)
+            for i in range(self.parallel)
+        ]
+        self._threads.append(
+            threading.Thread(target=self._keep_observing, name=f"cube-{self.name}-observer", daemon=True)
+        )
+        for thread in self._threads:
+            thread.start()
+
+    def stop(self, timeout: float = 2.0) -> None:
+        """Stop working in the background. Operations under way finish first; requests still
+        queued stay queued. Returns when every background thread has ended (or after timeout)."""
+        self._stopping.set()
+        self._poke()
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+            if thread.is_alive():
+                log.warning("%s is still busy after %.1f s", thread.name, timeout)
+        self._threads = [t for t in self._threads if t.is_alive()]
+
+    @property
+    def running(self) -> bool:
+        """True while the worker works in the background (between start() and stop())."""
+        return bool(self._threads) and not self._stopping.is_set()
+
+    def close(self) -> None:
+        """Stop the background work and release the db file. Containers are left as they are."""
+        self.stop()
+        self.store.close()
+
+    def __enter__(self) -> "Worker":
+        return self
+
+    def __exit__(self, *_) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        where = self.store.path or "memory"
+        return f"Worker({self.name!r}, db={where}, tasks={len(self.store.tasks())}, queued={len(self.queue)})"
+
+    # --- how it is done ----------------------------------------------------------------------------
+
+    def _refuse(self, task: Task, op: str) -> str | None:
+        """Why `op` ("start" or "stop") cannot begin on the task now, or None if it can."""
+        persisted = self.store.task(task.id)
+        label = task.name or task.id
+        if persisted and self.store.op(task.id):
+            return f"task {label} is being {self.store.op(task.id)}ped by another thread; try again"
+        if op == "stop":
+            if persisted is None:
+                return f"worker {self.name} has no record of task {label}: there is nothing to stop"
+            if persisted.state in FINAL:
+                return f"task {label} is already {persisted.state}: there is nothing to stop"
+        elif persisted and persisted.state not in (State.PENDING, State.SCHEDULED, State.FAILED):
+            where = f" in container {persisted.container_id[:12]}" if persisted.container_id else ""
+            return f"task {label} is already {persisted.state}{where}: stop it before starting it again"
+        return None
+
+    def _claim(self, task: Task, op: str) -> tuple[Task, Transition | None]:
+        """Record that `op` is under way on the task, before the engine is asked to do anything.
+
+        For a start, the intent is the task as SCHEDULED with nothing observed yet. Returns the
+        task as recorded and the move recorded, if any (announce it after the transaction).
+        """
+        persisted = self.store.task(task.id)
+        if op == "stop":
+            self.store.save(persisted, op)
+            return persisted, None
+        intent = replace(
+            copy.deepcopy(task),
+            state=State.SCHEDULED,
+            container_id="",
+            host_ports={},
+            exit_code=None,
+            restarts=0,
+            reason="starting",
+            start_time=datetime.now(UTC),
+            finish_time=None,
+        )
+        src = persisted.state if persisted else None
+        reason = None if src is State.SCHEDULED else ("accepted" if src is None else "asked to start again")
+        return intent, self._record(intent, op, src, reason)
+
+    def _start(self, task: Task, known: bool) -> DockerResult:
+        """Create and start the task's container (a start already claimed), and record the outcome.
+
+        known: the worker had a record of the task before, so a container may exist already.
+        """
+        d = self._docker(task)
+        result = self._adopt(d, task) if known else None
+        if result is None:
+            result = d.run()
+        self._keep_client(d)
+        if result.unreachable:
+            return self._put_back(task, State.SCHEDULED, result)
+        seen = result.observed
+        if result.error:
+            done = replace(task, state=State.FAILED, container_id=result.container_id, reason=result.error)
+            if seen:
+                done.exit_code, done.finish_time = seen.exit_code, seen.finished_at
+            done.finish_time = done.finish_time or datetime.now(UTC)
+            log.warning("task %s failed to start: %s", task.id, result.error)
+        elif seen.ended:  # it finished its work at once
+            done = replace(task, state=State.COMPLETED, container_id=result.container_id, exit_code=0)
+            done.finish_time, done.reason = seen.finished_at, "finished its work at once: exited with code 0"
+        else:
+            done = replace(task, state=State.RUNNING, container_id=result.container_id)
+            done.host_ports, done.restarts = result.host_ports, seen.restart_count
+            verb = "adopted its running" if result.result == "adopted" else "started"
+            done.reason = f"{verb} container {result.container_id[:12]}"
+            if seen.status == "restarting":
+                done.reason += ", which Docker is restarting under its restart policy"
+        self._notify(self._record(done, "", State.SCHEDULED, done.reason))
+        return result
+
+    def _adopt(self, d: Docker, task: Task) -> DockerResult | None:
+        """Look for a container already made for this task: adopt it if it runs, remove any other.
+
+        Returns the adoption as a result, or None if there is nothing to adopt and the task needs
+        a new container. Only a start that may have happened before (after a crash, or on an
+        engine that did not answer) looks.
+        """
+        try:
+            found = d.containers({LABEL_TASK: str(task.id), LABEL_WORKER: self.name})
+            for seen in found:
+                if seen.status == "running":
+                    seen = d.inspect(seen.container_id)
+                    for other in found:
+                        if other.container_id != seen.container_id:
+                            d.remove(other.container_id)
+                    return DockerResult(
+                        action="start",
+                        container_id=seen.container_id,
+                        result="adopted",
+                        host_ports=seen.host_ports,
+                        observed=seen,
+                    )
+            for seen in found:
+                d.remove(seen.container_id)
+        except ENGINE_ERRORS as e:
+            return DockerResult(error=str(e), action="start", unreachable=is_unreachable(e))
+        return None
+
+    def _stop(self, task: Task) -> DockerResult:
+        """Stop and remove the task's container (a stop already claimed), and record the outcome."""
+        d = self._docker(task)
+        if task.container_id:
+            result = d.stop(task.container_id)
+        else:
+            result = DockerResult(action="stop", result="it had no container yet")
+        self._keep_client(d)
+        if result.unreachable:
+            return self._put_back(task, State.COMPLETED, result)
         if result.error:
             log.warning("task %s was not stopped: %s", task.id, result.error)
+            self.store.save(task)  # the operation is over; the task is as it was
+            self._poke()
             return result
-
-        task.finish_time = datetime.now(UTC)
-        task.state = State.COMPLETED
-        self.db[task.id] = task
+        seen = result.observed
+        done = replace(task, state=State.COMPLETED, finish_time=datetime.now(UTC))
+        done.exit_code = seen.exit_code if seen else None
+        done.reason = "stopped on request" + ("" if result.result == "success" else f" ({result.result})")
+        self._notify(self._record(done, "", task.state, done.reason))
         log.info("stopped task %s (container %s)", task.id, task.container_id[:12])
         return result
+
+    def _put_back(self, task: Task, wanted: State, result: DockerResult) -> DockerResult:
+        """The engine did not answer: keep the task as it is and its request first in the queue."""
+        log.warning("task %s waits for the engine: %s", task.id, result.error)
+        result.error += " The request stays first in the queue and will be tried again."
+        with self.store.transaction():
+            self.store.save(replace(task, reason="waiting for the Docker engine to answer"))
+            self.store.enqueue(replace(task, state=wanted), front=True)
+        self._poke()
+        return result
+
+    def _observe(self) -> list[Transition] | None:
+        """update_tasks() without recovering first; None if the engine did not answer."""
+        d = self._docker()
+        watched = [t for t in self.store.tasks() if t.state is State.RUNNING]
+        try:
+            listed = {seen.container_id: seen for seen in d.containers({LABEL_WORKER: self.name})}
+        except ENGINE_ERRORS as e:
+            log.warning("worker %s cannot observe its containers: %s", self.name, e)
+            return None
+        finally:
+            self._keep_client(d)
+        changes = []
+        for task in watched:
+            seen = listed.get(task.container_id, Observed(task.container_id))
+            try:
+                if seen.status != "running" or task.restart_policy:  # the exit code, restart count
+                    seen = d.inspect(task.container_id)
+                changes += self._apply(task, seen, d)
+            except ENGINE_ERRORS as e:
+                log.warning("worker %s cannot observe task %s: %s", self.name, task.id, e)
+        self._collect(listed, d)
+        return changes
+
+    def _apply(self, task: Task, seen: Observed, d: Docker) -> list[Transition]:
+        """Record what the engine says of a RUNNING task's container, if it differs."""
+        if seen.ended:
+            failed = seen.oom_killed or seen.exit_code != 0
+            new = replace(task, state=State.FAILED if failed else State.COMPLETED, exit_code=seen.exit_code)
+            new.finish_time = seen.finished_at or datetime.now(UTC)
+            new.reason = f"its container {describe_exit(seen)}"
+        elif seen.status in ("running", "restarting", "paused"):
+            new = replace(task, host_ports=seen.host_ports or task.host_ports, restarts=seen.restart_count)
+            if seen.status == "paused":
+                new.reason = PAUSED
+            elif seen.status == "restarting" or new.restarts != task.restarts:
+                new.reason = f"restarted by Docker under its restart policy ({new.restarts} restarts so far)"
+            elif new.host_ports != task.host_ports:
+                ports = ", ".join(f"{p} -> {h}" for p, h in new.host_ports.items())
+                new.reason = f"its container was restarted; host ports are now {ports}"
+            elif task.reason == PAUSED:
+                new.reason = "its container runs again"
+        else:  # created or being removed: nothing to tell yet
+            return []
+        if new == task:
+            return []
+        with self.store.transaction():
+            if self.store.task(task.id) != task or self.store.op(task.id):
+                return []  # changed by someone else since we looked: the next round will see
+            change = self._record(new, "", task.state, new.reason)
+        self._notify(change)
+        if new.state in FINAL:
+            d.remove(task.container_id)
+        return [change]
+
+    def _collect(self, listed: dict[str, Observed], d: Docker) -> None:
+        """Remove containers of this worker that no task needs: those of finished tasks, and any
+        container labelled for a task whose record names another one."""
+        for seen in listed.values():
+            try:
+                task = self.store.task(uuid.UUID(seen.labels.get(LABEL_TASK, "")))
+            except ValueError:
+                continue
+            if task is None or self.store.op(task.id):
+                continue  # not ours to judge, or being worked on
+            stray = task.state is State.RUNNING and task.container_id != seen.container_id
+            if task.state in FINAL or stray:
+                log.info("removing container %s: task %s does not need it", seen.container_id[:12], task.id)
+                try:
+                    d.remove(seen.container_id)
+                except ENGINE_ERRORS as e:
+                    log.warning("could not remove container %s: %s", seen.container_id[:12], e)
+
+    def _record(self, task: Task, op: str, src: State | None, reason: str | None) -> Transition | None:
+        """Save the task with the operation under way (if any) and the move that led there.
+
+        Returns the move, for the caller to announce with _notify() once nothing is held.
+        """
+        change = None
+        if reason is not None:
+            change = Transition(datetime.now(UTC), task.id, src, task.state, reason)
+            log.info("task %s: %s", task.name or task.id, change)
+        self.store.save(task, op, change)
+        if not op:
+            self._poke()  # the task is free again: its next request may go
+        return change
+
+    def _notify(self, change: Transition | Task | None) -> None:
+        if change is None:
+            return
+        for listener in list(self._listeners):
+            try:
+                listener(change)
+            except Exception:  # noqa: BLE001 - one bad listener must not stop the worker
+                log.exception("a listener of worker %s failed", self.name)
+
+    def _docker(self, task: Task | None = None) -> Docker:
+        return Docker(task and Config.from_task(task, self.name), self.client)
+
+    def _keep_client(self, d: Docker) -> None:
+        if self._client is None:
+            self._client = d.client  # keep the connection for next time
+
+    def _reconcile_first(self) -> bool:
+        if not self._reconciled:
+            self.reconcile()
+        return self._reconciled
+
+    def _unreachable_result(self) -> DockerResult:
+        return DockerResult(
+            error=f"worker {self.name} cannot reach its Docker engine to recover the tasks in "
+            f"{self.store.path}, so it does nothing yet; start the engine and try again",
+            action="none",
+            unreachable=True,
+        )
+
+    def _poke(self) -> None:
+        """Wake the background threads: a request may be ready."""
+        with self._work:
+            self._generation += 1
+            self._work.notify_all()
+
+    def _handle_requests(self) -> None:
+        while not self._stopping.is_set():
+            with self._work:
+                generation = self._generation
+            result = self.run_task()
+            if result.unreachable:
+                self._stopping.wait(RETRY_SECONDS)
+            elif result.action == "none" and not result.error:
+                self._wait_for_work(generation)
+
+    def _wait_for_work(self, generation: int) -> None:
+        """Sleep until _poke() is called after `generation` was read, or stop() is."""
+        with self._work:
+            woken = lambda: self._generation != generation or self._stopping.is_set()  # noqa: E731
+            self._work.wait_for(woken, OBSERVE_SECONDS)
+
+    def _keep_observing(self) -> None:
+        while not self._stopping.wait(OBSERVE_SECONDS):
+            try:
+                self.update_tasks()
+            except Exception:  # noqa: BLE001 - the observer must outlive any one bad round
+                log.exception("worker %s failed to observe its tasks", self.name)

@@ -88,8 +88,8 @@ def test_a_start_that_fails_leaves_no_container_behind(client, demo_image, label
 
     second = Docker(config, client).run()
     assert str(port) in second.error
-    assert second.container_id == ""
-    assert ours(client, labels) == [first.container_id]
+    assert second.container_id, "the result names the container that could not start"
+    assert ours(client, labels) == [first.container_id], "and that container is gone"
 
 
 def test_an_engine_that_does_not_answer_is_an_error_naming_its_address(no_engine, demo_image):

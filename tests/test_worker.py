@@ -107,7 +107,7 @@ def test_no_task_is_lost_with_one_thread_adding_while_another_runs(offline):
     for t in threads:
         t.join()
     assert seen == names
-    assert offline.queue.empty()
+    assert offline.queue == []
     assert offline.task_count == n
 
 
@@ -116,7 +116,7 @@ def test_task_count_counts_each_task_once(offline):
     offline.add_task(a)
     offline.add_task(a)
     offline.add_task(b)
-    assert offline.queue.qsize() == 3
+    assert len(offline.queue) == 3
     assert offline.task_count == 2
 
 
@@ -124,7 +124,7 @@ def test_add_task_queues_a_copy(offline):
     t = Task(name="before", image="img", state=State.RUNNING)
     offline.add_task(t)
     t.name, t.state = "after", State.SCHEDULED
-    queued = offline.queue.get_nowait()
+    (queued,) = offline.queue
     assert (queued.name, queued.state) == ("before", State.RUNNING)
     assert queued is not t
 
@@ -134,14 +134,14 @@ def test_add_task_refuses_an_invalid_task_and_queues_nothing(offline):
     t.memory = -1  # a dataclass does not check on assignment; add_task does
     with pytest.raises(ValueError, match="memory"):
         offline.add_task(t)
-    assert offline.queue.empty()
+    assert offline.queue == []
     assert offline.task_count == 0
 
 
 @pytest.mark.parametrize(("src", "dst"), INVALID, ids=ids(INVALID))
 def test_an_invalid_transition_is_refused_and_changes_nothing(offline, src, dst):
     known = Task(name="known", image="img", state=src, container_id="abc123")
-    offline.db[known.id] = known
+    offline.store.save(known)  # a record as if the worker had made it
     before = copy.deepcopy(known)
 
     offline.add_task(dataclasses.replace(known, state=dst))
@@ -155,7 +155,7 @@ def test_an_invalid_transition_is_refused_and_changes_nothing(offline, src, dst)
 @pytest.mark.parametrize(("src", "dst"), ASK_FOR_NOTHING, ids=ids(ASK_FOR_NOTHING))
 def test_a_valid_transition_that_asks_for_nothing_is_refused(offline, src, dst):
     known = Task(name="known", image="img", state=src, container_id="abc123")
-    offline.db[known.id] = known
+    offline.store.save(known)
     before = copy.deepcopy(known)
 
     offline.add_task(dataclasses.replace(known, state=dst))
@@ -244,13 +244,15 @@ def test_an_image_that_cannot_be_found_fails_the_task_and_names_the_image(worker
     assert client.containers.list(all=True, filters={"label": f"{LABEL_TASK}={t.id}"}) == []
 
 
-def test_no_engine_at_the_address_is_an_error_naming_it(no_engine, demo_image):
+def test_no_engine_at_the_address_is_an_error_naming_it_and_the_request_waits(no_engine, demo_image):
     w = Worker("nowhere", no_engine)
     t = Task(image=demo_image, state=State.SCHEDULED)
     w.add_task(t)
     result = w.run_task()
     assert NO_ENGINE in result.error
-    assert w.db[t.id].state is State.FAILED
+    assert result.unreachable
+    assert w.db[t.id].state is State.SCHEDULED, "nothing was observed, so nothing is reported"
+    assert [q.id for q in w.queue] == [t.id], "the request is kept, first in the queue"
 
 
 def test_a_container_removed_behind_the_workers_back_counts_as_stopped(worker, client, demo_image):
@@ -280,9 +282,9 @@ def test_a_stop_that_cannot_reach_the_engine_leaves_the_task_running(worker, cli
     assert worker.db[t.id].state is State.RUNNING
     assert worker.db[t.id].finish_time is None
     assert client.containers.get(container_id).status == "running"
+    assert [(q.id, q.state) for q in worker.queue] == [(t.id, State.COMPLETED)], "the stop waits"
 
-    worker.client = client  # the engine is back: asking again stops it
-    worker.add_task(t)
+    worker.client = client  # the engine is back: the waiting request goes through
     assert worker.run_task().error is None
     assert worker.db[t.id].state is State.COMPLETED
     with pytest.raises(docker.errors.NotFound):

@@ -1,0 +1,218 @@
+"""Where a worker keeps what it knows: its tasks, its queue of requests and their history.
+
+One SQLite database (the standard library's sqlite3): in memory when no path is given, so it is
+gone with the worker like the book's map; in a file otherwise, so it survives the worker's process
+being killed at any moment. Every change is one transaction, committed before the worker acts on
+it (Nomad's client writes a task's handle to its state file the same way), and the file is kept
+in WAL mode with full sync. The book's later BoltDB store is the same idea.
+
+Only one worker may use a file at a time: the store holds SQLite's exclusive lock for as long as
+it is open, so a second process gets a clear error at once instead of waiting or corrupting it.
+
+Tasks are stored as JSON (Task.to_dict). A task's `op` column holds the operation a worker is in
+the middle of ("start" or "stop"), written before the worker touches the engine: after a crash it
+says what to finish or undo.
+"""
+
+import json
+import sqlite3
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+
+from cube.state import State, Transition
+from cube.task import Task
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS tasks (id TEXT PRIMARY KEY, body TEXT NOT NULL, op TEXT NOT NULL DEFAULT '');
+CREATE TABLE IF NOT EXISTS queue (seq INTEGER PRIMARY KEY, task_id TEXT NOT NULL, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS history (
+    seq INTEGER PRIMARY KEY, time TEXT NOT NULL, task_id TEXT NOT NULL,
+    src TEXT, dst TEXT NOT NULL, reason TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS history_by_task ON history (task_id, seq);
+CREATE TABLE IF NOT EXISTS given (task_id TEXT PRIMARY KEY);
+"""
+
+
+class StoreInUse(RuntimeError):
+    """Another worker (in this process or another) has the database file open."""
+
+
+class Store:
+    """A worker's tasks, queue and history, in SQLite. Safe to share between threads.
+
+    Args:
+        path: the database file, created if missing; None keeps everything in memory.
+        worker: the worker's name. A file remembers the name it was made for, and refuses another.
+
+    Raises:
+        StoreInUse: another worker has the file open.
+        ValueError: the file belongs to a worker with another name.
+    """
+
+    def __init__(self, path: str | None, worker: str) -> None:
+        self.path = path
+        self._lock = threading.RLock()
+        self._depth = 0
+        # isolation_level=None: transactions are begun and ended by transaction() only.
+        self._db = sqlite3.connect(path or ":memory:", check_same_thread=False, isolation_level=None)
+        try:
+            self._open(worker)
+        except BaseException:
+            self._db.close()
+            raise
+
+    def _open(self, worker: str) -> None:
+        db = self._db
+        db.execute("PRAGMA busy_timeout = 0")  # another owner: fail at once, never wait
+        if self.path:
+            # Exclusive locking mode keeps the lock from the first write until close().
+            db.execute("PRAGMA locking_mode = EXCLUSIVE")
+            try:
+                db.execute("PRAGMA journal_mode = WAL")
+                db.execute("PRAGMA synchronous = FULL")
+                db.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as e:
+                if e.sqlite_errorcode in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+                    raise StoreInUse(
+                        f"{self.path} is in use by another worker: one file serves one running worker. "
+                        "Stop that worker (worker.close()), or give this one another db_path."
+                    ) from None
+                raise
+            db.execute("COMMIT")
+        with self.transaction():
+            for statement in filter(str.strip, _SCHEMA.split(";")):  # executescript() would commit
+                db.execute(statement)
+            db.execute("INSERT OR IGNORE INTO meta VALUES ('worker', ?)", (worker,))
+            (owner,) = db.execute("SELECT value FROM meta WHERE key = 'worker'").fetchone()
+        if owner != worker:
+            raise ValueError(
+                f"{self.path} holds the tasks of worker {owner!r}, not {worker!r}: open it as "
+                f"Worker({owner!r}, db_path=...) or give this worker its own file"
+            )
+
+    def close(self) -> None:
+        """Release the file (and its lock). The store cannot be used afterwards."""
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Hold the store to yourself, and commit everything done inside at the end (or nothing).
+
+        Transactions nest: only the outermost commits.
+        """
+        with self._lock:
+            if self._depth == 0:
+                self._db.execute("BEGIN IMMEDIATE")
+            self._depth += 1
+            try:
+                yield
+            except BaseException:
+                self._depth -= 1
+                if self._depth == 0:
+                    self._db.execute("ROLLBACK")
+                raise
+            self._depth -= 1
+            if self._depth == 0:
+                self._db.execute("COMMIT")
+
+    # --- tasks -----------------------------------------------------------------------------------
+
+    def task(self, task_id: uuid.UUID) -> Task | None:
+        """The worker's record of the task, or None."""
+        row = self._one("SELECT body FROM tasks WHERE id = ?", str(task_id))
+        return row and _task(row[0])
+
+    def tasks(self) -> list[Task]:
+        """Every task the worker has a record of, oldest record first."""
+        return [_task(body) for (body,) in self._all("SELECT body FROM tasks ORDER BY rowid")]
+
+    def op(self, task_id: uuid.UUID) -> str:
+        """The operation under way on the task ("start", "stop"), or "" if none."""
+        row = self._one("SELECT op FROM tasks WHERE id = ?", str(task_id))
+        return row[0] if row else ""
+
+    def busy(self) -> dict[uuid.UUID, str]:
+        """Every task with an operation under way, and the operation."""
+        return {uuid.UUID(i): op for i, op in self._all("SELECT id, op FROM tasks WHERE op != ''")}
+
+    def save(self, task: Task, op: str = "", transition: Transition | None = None) -> None:
+        """Write the task's record, the operation under way on it, and the move that led there."""
+        with self.transaction():
+            self._db.execute(
+                "INSERT INTO tasks (id, body, op) VALUES (?, ?, ?) "
+                "ON CONFLICT (id) DO UPDATE SET body = excluded.body, op = excluded.op",
+                (str(task.id), json.dumps(task.to_dict()), op),
+            )
+            if transition:
+                t = transition
+                self._db.execute(
+                    "INSERT INTO history (time, task_id, src, dst, reason) VALUES (?, ?, ?, ?, ?)",
+                    (t.time.isoformat(), str(t.task_id), t.src and t.src.name, t.dst.name, t.reason),
+                )
+
+    # --- the queue -------------------------------------------------------------------------------
+
+    def enqueue(self, task: Task, front: bool = False) -> None:
+        """Add a request at the back of the queue (or at its front, to try it again first)."""
+        with self.transaction():
+            seq = None
+            if front:
+                (first,) = self._one("SELECT MIN(seq) FROM queue")
+                seq = (first or 1) - 1
+            self._db.execute(
+                "INSERT INTO queue (seq, task_id, body) VALUES (?, ?, ?)",
+                (seq, str(task.id), json.dumps(task.to_dict())),
+            )
+            self._db.execute("INSERT OR IGNORE INTO given VALUES (?)", (str(task.id),))
+
+    def dequeue(self) -> Task | None:
+        """Take the first request whose task has no operation under way (FIFO for each task)."""
+        with self.transaction():
+            row = self._one(
+                "SELECT seq, body FROM queue WHERE task_id NOT IN (SELECT id FROM tasks WHERE op != '') "
+                "ORDER BY seq LIMIT 1"
+            )
+            if row is None:
+                return None
+            self._db.execute("DELETE FROM queue WHERE seq = ?", (row[0],))
+            return _task(row[1])
+
+    def queued(self) -> list[Task]:
+        """The requests waiting, front first."""
+        return [_task(body) for (body,) in self._all("SELECT body FROM queue ORDER BY seq")]
+
+    def given(self) -> int:
+        """How many different tasks were ever queued."""
+        return self._one("SELECT COUNT(*) FROM given")[0]
+
+    # --- history ---------------------------------------------------------------------------------
+
+    def history(self, task_id: uuid.UUID | None = None) -> list[Transition]:
+        """The recorded moves, oldest first; only one task's if task_id is given."""
+        select = "SELECT time, task_id, src, dst, reason FROM history"
+        if task_id:
+            rows = self._all(f"{select} WHERE task_id = ? ORDER BY seq", str(task_id))
+        else:
+            rows = self._all(f"{select} ORDER BY seq")
+        return [
+            Transition(datetime.fromisoformat(t), uuid.UUID(i), src and State[src], State[dst], why)
+            for t, i, src, dst, why in rows
+        ]
+
+    def _one(self, sql: str, *args) -> tuple | None:
+        with self._lock:
+            return self._db.execute(sql, args).fetchone()
+
+    def _all(self, sql: str, *args) -> list[tuple]:
+        with self._lock:
+            return self._db.execute(sql, args).fetchall()
+
+
+def _task(body: str) -> Task:
+    return Task.from_dict(json.loads(body))
