@@ -165,8 +165,10 @@ class Worker:
         with self.store.transaction():
             queued = self.store.dequeue()
             if queued is None:
-                log.info("no tasks in the queue")
-                return DockerResult(action="none", result="no tasks in the queue")
+                waiting = len(self.store.queued())
+                why = f"{waiting} request(s) wait for tasks being started or stopped" if waiting else ""
+                log.info("no tasks in the queue%s", why and f" ready: {why}")
+                return DockerResult(action="none", result=why or "no tasks in the queue")
             # A task seen for the first time is taken to be in the state it arrives with.
             persisted = self.store.task(queued.id) or queued
             if not valid_state_transition(persisted.state, queued.state):

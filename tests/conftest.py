@@ -22,6 +22,7 @@ def worker(client):
     """A worker with a unique name; whatever it leaves on the engine is removed afterwards."""
     w = Worker(f"test-{uuid.uuid4().hex[:8]}", client)
     yield w
+    w.close()
     for c in client.containers.list(all=True, filters={"label": f"{LABEL_WORKER}={w.name}"}):
         c.remove(force=True)
 
@@ -30,3 +31,4 @@ def worker(client):
 def task_name() -> str:
     """A container name no other test uses."""
     return f"t-{uuid.uuid4().hex[:8]}"
+

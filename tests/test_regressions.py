@@ -1,0 +1,236 @@
+"""What a new user saw the worker do wrong (issue 6, "What was seen"), each as a test on the real
+engine. The child-process kill tests are in test_recovery.py, the two-engine test in
+test_two_engines.py."""
+
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import replace
+
+import docker
+import httpx
+import pytest
+from faults import FaultyEngine, engine_dies_at
+from helpers import eventually, mine
+
+from cube import State, Task, Worker
+
+
+def start(worker: Worker, task: Task) -> Task:
+    worker.add_task(replace(task, state=State.SCHEDULED))
+    result = worker.run_task()
+    assert result.error is None, result.error
+    return worker.db[task.id]
+
+
+def page(port: int) -> str:
+    def get():
+        try:
+            return httpx.get(f"http://127.0.0.1:{port}/", timeout=2).text
+        except httpx.TransportError:
+            return ""
+
+    return eventually(get, seconds=5)
+
+
+def test_a_task_queued_twice_and_run_by_two_threads_at_once_gets_one_container(worker, client, demo_image):
+    for _ in range(10):
+        t = Task(image=demo_image, state=State.SCHEDULED)
+        worker.add_task(t)
+        worker.add_task(t)
+        together = threading.Barrier(2)
+        results = []
+
+        def run():
+            together.wait()
+            results.append(worker.run_task())
+
+        threads = [threading.Thread(target=run) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+        (container,) = mine(client, task=str(t.id))
+        assert worker.db[t.id].container_id == container.id
+        assert sorted(r.action for r in results) == ["none", "start"]  # the second waited its turn
+        assert "invalid transition from RUNNING to SCHEDULED" in worker.run_task().error
+        assert len(mine(client, task=str(t.id))) == 1
+
+
+def test_a_command_that_does_not_exist_is_a_failed_start_with_exit_code_127(worker, client, demo_image):
+    t = Task(image=demo_image, state=State.SCHEDULED, cmd=["no-such-command"])
+    worker.add_task(t)
+    result = worker.run_task()
+
+    assert "exited with code 127" in result.error
+    assert "no-such-command" in result.error  # the init process's own message, quoted
+    rec = worker.db[t.id]
+    assert (rec.state, rec.exit_code) == (State.FAILED, 127)
+    assert rec.finish_time is not None
+    assert mine(client, task=str(t.id)) == []
+
+
+def test_a_container_that_exits_by_itself_is_seen_completed_or_failed(worker, client, demo_image):
+    ok = start(worker, Task(image=demo_image, cmd=["sh", "-c", "sleep 0.5"]))
+    bad = start(worker, Task(image=demo_image, cmd=["sh", "-c", "sleep 0.5; exit 3"]))
+    assert ok.state is bad.state is State.RUNNING
+
+    eventually(lambda: worker.update_tasks() and False or worker.db[bad.id].state is not State.RUNNING)
+    eventually(lambda: worker.update_tasks() and False or worker.db[ok.id].state is not State.RUNNING)
+
+    ok, bad = worker.db[ok.id], worker.db[bad.id]
+    assert (ok.state, ok.exit_code, ok.reason) == (State.COMPLETED, 0, "its container exited with code 0")
+    assert (bad.state, bad.exit_code, bad.reason) == (State.FAILED, 3, "its container exited with code 3")
+    assert ok.finish_time > ok.start_time
+    assert mine(client, worker=worker.name) == [], "containers of finished tasks are removed"
+
+
+@pytest.mark.parametrize(
+    ("how", "exit_code", "reason"),
+    [
+        ("kill", 137, "its container exited with code 137 (killed by SIGKILL)"),
+        ("stop", 143, "its container exited with code 143 (killed by SIGTERM)"),
+        ("remove", None, "its container was removed outside cube"),
+    ],
+)
+def test_a_container_killed_stopped_or_removed_behind_the_workers_back_fails_the_task(
+    worker, client, demo_image, how, exit_code, reason
+):
+    t = start(worker, Task(image=demo_image))
+    container = client.containers.get(t.container_id)
+    {"kill": container.kill, "stop": container.stop, "remove": lambda: container.remove(force=True)}[how]()
+
+    (change,) = worker.update_tasks()
+    assert (change.src, change.dst, change.reason) == (State.RUNNING, State.FAILED, reason)
+    rec = worker.db[t.id]
+    assert (rec.state, rec.exit_code, rec.reason) == (State.FAILED, exit_code, reason)
+    assert mine(client, task=str(t.id)) == []
+    assert worker.update_tasks() == [], "nothing changed since"
+
+
+def test_after_docker_restart_the_task_has_the_new_host_port(worker, client, demo_image):
+    t = start(worker, Task(image=demo_image))
+    container = client.containers.get(t.container_id)
+    container.restart(timeout=1)
+    container.reload()
+    now = int(container.ports["80/tcp"][0]["HostPort"])
+
+    worker.update_tasks()
+    rec = worker.db[t.id]
+    assert rec.state is State.RUNNING
+    assert rec.host_ports["80/tcp"] == now
+    assert page(now).strip() == f"Hello from {t.container_id[:12]}"
+    if now != t.host_ports["80/tcp"]:  # Docker usually picks a new port
+        (change,) = worker.history(t.id)[-1:]
+        assert (change.src, change.dst) == (State.RUNNING, State.RUNNING)
+        assert f"80/tcp -> {now}" in change.reason
+
+
+def test_an_engine_that_dies_between_create_and_start_leaves_no_container_and_no_409(
+    client, demo_image, task_name
+):
+    rule = engine_dies_at("POST", "/start")
+    engine = FaultyEngine(rule)  # a fake boundary: the real engine, reached through a proxy that drops
+    w = Worker(f"test-dies-{task_name}", engine.client())
+    try:
+        t = Task(name=task_name, image=demo_image, state=State.SCHEDULED)
+        w.add_task(t)
+        result = w.run_task()
+        assert result.unreachable and "stays first in the queue" in result.error
+        assert w.db[t.id].state is State.SCHEDULED, "nothing was observed, so nothing is reported"
+        (left,) = mine(client, task=str(t.id))  # created, never started: the engine died
+        assert left.status == "created"
+
+        rule.revive()
+        result = w.run_task()  # the request was kept; the same name works
+        assert result.error is None, result.error
+        (container,) = mine(client, task=str(t.id))
+        assert container.status == "running" and container.name == task_name
+        assert w.db[t.id].container_id == container.id
+    finally:
+        w.close()
+        engine.close()
+        for c in mine(client, task=str(t.id)):
+            c.remove(force=True)
+
+
+def test_a_new_worker_on_the_same_db_takes_over_the_containers_of_a_killed_one(client, demo_image, tmp_path):
+    db, name = str(tmp_path / "w.db"), f"test-orphans-{tmp_path.name[-8:]}"
+    script = (
+        "import sys, time\n"
+        "from cube import Worker, Task, State\n"
+        f"w = Worker({name!r}, db_path={db!r})\n"
+        f"t = Task(name='', image={demo_image!r}, state=State.SCHEDULED)\n"
+        "w.add_task(t)\n"
+        "assert w.run_task().error is None\n"
+        "print(t.id, flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        task_id = child.stdout.readline().strip()
+    finally:
+        child.kill()  # SIGKILL: no clean-up of any kind
+        child.wait()
+    (orphan,) = mine(client, worker=name)
+    assert orphan.status == "running"
+
+    with Worker(name, client, db_path=db) as w:
+        (t,) = w.db.values()
+        assert (str(t.id), t.state, t.container_id) == (task_id, State.RUNNING, orphan.id)
+        w.add_task(replace(t, state=State.COMPLETED))
+        assert w.run_task().error is None
+        assert w.db[t.id].state is State.COMPLETED
+    assert mine(client, worker=name) == []
+
+
+def test_start_task_twice_on_a_named_task_is_refused_and_keeps_the_record(worker, client, demo_image, task_name):
+    t = Task(name=task_name, image=demo_image, state=State.SCHEDULED)
+    assert worker.start_task(t).error is None
+    first = worker.db[t.id]
+
+    again = worker.start_task(t)
+    assert "is already RUNNING" in again.error
+    assert worker.db[t.id] == first
+    (container,) = mine(client, task=str(t.id))
+    assert container.id == first.container_id and container.status == "running"
+
+
+def test_stop_task_refuses_a_container_cube_did_not_make(worker, client, demo_image):
+    stranger = client.containers.run(demo_image, detach=True, init=True)  # no cube labels
+    try:
+        # Given in the task: the worker has no record of it, so it stops nothing.
+        t = Task(image=demo_image, state=State.COMPLETED, container_id=stranger.id)
+        assert "has no record of task" in worker.stop_task(t).error
+        # Even when the worker's own record names it (a db from elsewhere), its labels decide.
+        worker.store.save(replace(t, state=State.RUNNING))
+        assert "is not labelled cube.task=" in worker.stop_task(t).error
+        assert worker.db[t.id].state is State.RUNNING
+        stranger.reload()
+        assert stranger.status == "running"
+    finally:
+        stranger.remove(force=True)
+
+
+def test_a_client_that_is_not_a_docker_client_is_refused_at_construction():
+    with pytest.raises(TypeError, match="expected a docker.DockerClient, got APIClient"):
+        Worker("w", docker.APIClient(base_url="unix:///var/run/docker.sock", version="1.41"))
+    with pytest.raises(TypeError, match="pass docker.from_env()|Pass docker.from_env()"):
+        Worker("w", "unix:///var/run/docker.sock")
+
+
+def test_an_engine_that_never_answers_is_an_error_within_seconds(monkeypatch, demo_image):
+    engine = FaultyEngine(lambda method, path: "hang")  # a fake: accepts connections, never answers
+    monkeypatch.setenv("DOCKER_HOST", engine.url)
+    try:
+        w = Worker("hung")  # the client cube makes itself
+        w.add_task(Task(image=demo_image, state=State.SCHEDULED))
+        began = time.monotonic()
+        result = w.run_task()
+        took = time.monotonic() - began
+    finally:
+        engine.close()
+    assert result.unreachable and engine.url in result.error
+    assert took < 8, f"gave up after {took:.1f} s"
