@@ -1,0 +1,193 @@
+"""The worker in the background (start/stop, parallel), its history and listeners, and its public
+methods called from many threads at once, on the real engine."""
+
+import threading
+import time
+from dataclasses import replace
+
+import pytest
+from helpers import eventually, mine
+
+from cube import State, Task, Worker
+from cube.state import Transition
+
+
+def threads_of(worker: Worker) -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith(f"cube-{worker.name}-")]
+
+
+def states(worker: Worker) -> dict:
+    return {t.id: t.state for t in worker.db.values()}
+
+
+@pytest.fixture
+def looping(client, demo_image):
+    """A started worker with parallel=4; stopped and its containers removed afterwards."""
+    w = Worker(f"test-loop-{time.monotonic_ns() % 10**8}", client, parallel=4)
+    w.start()
+    yield w
+    w.close()
+    for c in mine(client, worker=w.name):
+        c.remove(force=True)
+
+
+def test_a_started_worker_runs_requests_as_they_come_and_stops_cleanly_within_2_s(client, demo_image):
+    w = Worker("test-loop-basic", client)
+    w.start()
+    assert w.running and len(threads_of(w)) == 2  # one for requests (parallel=1), one observer
+    t = Task(image=demo_image, state=State.SCHEDULED)
+    w.add_task(t)
+    assert eventually(lambda: states(w).get(t.id) is State.RUNNING)
+    w.add_task(replace(t, state=State.COMPLETED))
+    assert eventually(lambda: states(w).get(t.id) is State.COMPLETED)
+
+    began = time.monotonic()
+    w.stop()
+    assert time.monotonic() - began < 2
+    assert not w.running and threads_of(w) == []
+    assert w.store.busy() == {}, "no task is left half done"
+    assert mine(client, worker=w.name) == []
+    w.close()
+
+
+def test_stop_lets_an_operation_under_way_finish_and_keeps_the_queue(client, demo_image):
+    w = Worker("test-loop-busy", client)
+    tasks = [Task(image=demo_image, state=State.SCHEDULED) for _ in range(3)]
+    w.start()
+    for t in tasks:
+        w.add_task(t)
+    assert eventually(lambda: w.store.busy(), every=0.001), "a start is under way"
+    w.stop()
+    assert threads_of(w) == [] and w.store.busy() == {}
+    done = [t for t in w.db.values() if t.state is State.RUNNING]
+    assert done and len(done) + len(w.queue) == 3, "each task is either started or still queued"
+    for t in done:
+        (container,) = mine(client, task=str(t.id))
+        assert container.id == t.container_id
+    w.start()  # picks up where it left off
+    assert eventually(lambda: sum(s is State.RUNNING for s in states(w).values()) == 3)
+    w.close()
+    for c in mine(client, worker=w.name):
+        c.remove(force=True)
+
+
+def test_a_started_worker_sees_a_container_exit_without_being_asked(looping, demo_image):
+    t = Task(image=demo_image, state=State.SCHEDULED, cmd=["sh", "-c", "sleep 0.5; exit 4"])
+    looping.add_task(t)
+    assert eventually(lambda: states(looping).get(t.id) is State.RUNNING)
+    assert eventually(lambda: states(looping)[t.id] is State.FAILED, seconds=4)
+    assert looping.db[t.id].exit_code == 4
+
+
+def test_one_tasks_requests_stay_in_order_whatever_parallel_is(looping, client, demo_image):
+    tasks = [Task(image=demo_image, state=State.SCHEDULED) for _ in range(6)]
+    for t in tasks:  # start and stop each at once: the stop must wait for the start
+        looping.add_task(t)
+        looping.add_task(replace(t, state=State.COMPLETED))
+    assert eventually(lambda: all(states(looping).get(t.id) is State.COMPLETED for t in tasks), seconds=30)
+    for t in tasks:
+        moves = [(m.src, m.dst) for m in looping.history(t.id)]
+        assert moves == [
+            (None, State.SCHEDULED),
+            (State.SCHEDULED, State.RUNNING),
+            (State.RUNNING, State.COMPLETED),
+        ]
+    assert mine(client, worker=looping.name) == []
+
+
+def test_fifty_tasks_added_from_five_threads_while_the_loop_runs(looping, client, demo_image):
+    tasks = [Task(image=demo_image, state=State.SCHEDULED) for _ in range(50)]
+
+    def add(share):
+        for t in share:
+            looping.add_task(t)
+
+    adders = [threading.Thread(target=add, args=(tasks[i::5],)) for i in range(5)]
+    for a in adders:
+        a.start()
+    for a in adders:
+        a.join()
+    assert looping.task_count == 50
+    assert eventually(lambda: sum(s is State.RUNNING for s in states(looping).values()) == 50, seconds=90)
+
+    containers = mine(client, worker=looping.name)
+    assert len(containers) == 50
+    assert {c.id for c in containers} == {t.container_id for t in looping.db.values()}
+    assert {c.labels["cube.task"] for c in containers} == {str(t.id) for t in tasks}
+
+    for t in tasks:
+        looping.add_task(replace(t, state=State.COMPLETED))
+    assert eventually(lambda: all(s is State.COMPLETED for s in states(looping).values()), seconds=60)
+    assert mine(client, worker=looping.name) == []
+
+
+def test_the_observer_never_mistakes_the_workers_own_stops_for_removals(worker, client, demo_image):
+    tasks = [Task(image=demo_image, state=State.SCHEDULED) for _ in range(6)]
+    for t in tasks:
+        worker.add_task(t)
+        assert worker.run_task().error is None
+    observing = threading.Event()
+
+    def observe():
+        while not observing.is_set():
+            worker.update_tasks()
+
+    observers = [threading.Thread(target=observe) for _ in range(3)]
+    for o in observers:
+        o.start()
+    try:
+        for t in tasks:
+            worker.add_task(replace(t, state=State.COMPLETED))
+            assert worker.run_task().error is None
+    finally:
+        observing.set()
+        for o in observers:
+            o.join()
+    assert [worker.db[t.id].state for t in tasks] == [State.COMPLETED] * 6
+    assert all(m.dst is not State.FAILED for m in worker.history())
+
+
+def test_history_and_listeners_see_every_change_in_order(worker, demo_image):
+    heard: list = []
+    unsubscribe = worker.subscribe(heard.append)
+    worker.subscribe(lambda change: 1 / 0)  # a broken listener does not stop the others
+
+    t = Task(name="", image=demo_image, state=State.SCHEDULED)
+    worker.add_task(t)
+    worker.run_task()
+    worker.add_task(replace(t, state=State.COMPLETED))
+    worker.run_task()
+
+    moves = worker.history(t.id)
+    assert [(m.src, m.dst) for m in moves] == [
+        (None, State.SCHEDULED),
+        (State.SCHEDULED, State.RUNNING),
+        (State.RUNNING, State.COMPLETED),
+    ]
+    assert [m.time for m in moves] == sorted(m.time for m in moves)
+    assert [c for c in heard if isinstance(c, Transition)] == moves
+    assert [c.state for c in heard if isinstance(c, Task)] == [State.SCHEDULED, State.COMPLETED]
+    assert worker.history() == moves
+
+    unsubscribe()
+    worker.add_task(t)
+    assert len(heard) == 5, "nothing heard after unsubscribing"
+
+
+def test_a_failed_task_started_again_gets_a_new_container_under_the_same_id(worker, client, demo_image):
+    t = Task(image=demo_image, state=State.SCHEDULED, cmd=["sh", "-c", "exit 5"])
+    worker.add_task(t)
+    first = worker.run_task()
+    assert worker.db[t.id].state is State.FAILED and worker.db[t.id].exit_code == 5
+
+    worker.add_task(replace(t, cmd=[]))  # the same task, asked to run again (now it will serve)
+    again = worker.run_task()
+    assert again.error is None
+    rec = worker.db[t.id]
+    assert rec.state is State.RUNNING and rec.exit_code is None
+    assert rec.container_id != first.container_id
+    assert [(m.src, m.dst) for m in worker.history(t.id)][-2:] == [
+        (State.FAILED, State.SCHEDULED),
+        (State.SCHEDULED, State.RUNNING),
+    ]
+    assert [c.id for c in mine(client, task=str(t.id))] == [rec.container_id]
