@@ -193,9 +193,9 @@ class Docker:
             return DockerResult(error="no container id given: there is nothing to stop", action="stop")
         try:
             seen = self.inspect(container_id)
-            if seen.status == GONE:
-                log.info("container %s was already gone", container_id[:12])
-                return DockerResult(action="stop", container_id=container_id, result="already gone")
+            if seen.status in ("removing", GONE):  # someone (a worker that died, say) removes it
+                gone = self._until_gone(container_id)
+                return DockerResult(action="stop", container_id=container_id, result=gone)
             wrong = {k: v for k, v in self.config.labels.items() if seen.labels.get(k) != v}
             if wrong:
                 labels = ", ".join(f"{k}={v}" for k, v in wrong.items())
@@ -211,6 +211,11 @@ class Docker:
             api.remove_container(container_id, force=True)
         except NotFound:  # removed by someone else while we were stopping it
             return DockerResult(action="stop", container_id=container_id, result="already gone")
+        except APIError as e:
+            if e.status_code == 409:  # a conflict: someone else is removing it right now
+                gone = self._until_gone(container_id)
+                return DockerResult(action="stop", container_id=container_id, result=gone)
+            return self._failed("stop", e, container_id)
         except ENGINE_ERRORS as e:
             return self._failed("stop", e, container_id)
         log.info("stopped and removed container %s", container_id[:12])
@@ -286,6 +291,20 @@ class Docker:
                 break
             time.sleep(0.005)
         return self.inspect(container_id)
+
+    def _until_gone(self, container_id: str) -> str:
+        """Wait (up to STOP_TIMEOUT) for a container that is being removed to be gone.
+
+        Raises:
+            docker.errors.DockerException: it is still there after STOP_TIMEOUT seconds.
+        """
+        deadline = time.monotonic() + STOP_TIMEOUT
+        while (status := self.inspect(container_id).status) != GONE:
+            if time.monotonic() > deadline:
+                raise DockerException(f"container {container_id[:12]} is still {status} after {STOP_TIMEOUT} s")
+            time.sleep(0.02)
+        log.info("container %s was already gone", container_id[:12])
+        return "already gone"
 
     def _last_line(self, container_id: str) -> str:
         """The last line the container wrote: often the reason it failed."""

@@ -1,0 +1,96 @@
+"""A real worker process killed with SIGKILL in the middle of its work, again and again, and a new
+worker on the same SQLite file picking up: no task lost, no container leaked, none doubled."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import replace
+
+import pytest
+from helpers import mine
+
+from cube import State, Task, Worker
+from cube.store import Store
+
+# The child: a worker on the db file, working in the background with two threads, until killed.
+CHILD = """
+import sys, time
+from cube import Worker
+w = Worker(sys.argv[1], db_path=sys.argv[2], parallel=2)
+w.start()
+print("ready", flush=True)
+time.sleep(120)
+"""
+ROUNDS = 24
+STEP = 0.035  # the kill comes 0, 35, 70 ... ms after the child's loop started
+
+
+@pytest.fixture
+def name(client):
+    name = f"test-kill-{uuid.uuid4().hex[:8]}"
+    yield name
+    for c in mine(client, worker=name):
+        c.remove(force=True)
+
+
+def check_recovered(w: Worker, client, every_task: set) -> None:
+    """What must hold after any crash, once a new worker has reconciled."""
+    db, queued = w.db, {t.id for t in w.queue}
+    assert every_task <= set(db) | queued, "a task the worker was given is lost"
+    assert w.store.busy() == {}, "something is still half done"
+    for t in db.values():
+        containers = mine(client, task=str(t.id))
+        if t.state is State.RUNNING:
+            assert [(c.id, c.status) for c in containers] == [(t.container_id, "running")], t
+        else:
+            assert containers == [], f"{t.state} task {t.id} still has {containers}"
+        assert t.state is not State.FAILED, f"misreported: {t.reason}"
+        if history := w.history(t.id):
+            assert history[-1].dst is t.state
+    running = {t.container_id for t in db.values() if t.state is State.RUNNING}
+    assert {c.id for c in mine(client, worker=w.name)} == running, "a container belongs to no task"
+
+
+def test_sigkill_at_many_points_of_starts_and_stops_loses_nothing(client, demo_image, name, tmp_path):
+    db = str(tmp_path / "worker.db")
+    every_task: set = set()
+    caught = {"start": 0, "stop": 0}
+    for round in range(ROUNDS):
+        with Worker(name, client, db_path=db) as w:
+            check_recovered(w, client, every_task)
+            stopping = {q.id for q in w.queue if q.state is State.COMPLETED}
+            for t in w.db.values():  # stop what runs (unless asked already), start three more
+                if t.state is State.RUNNING and t.id not in stopping:
+                    w.add_task(replace(t, state=State.COMPLETED))
+            for _ in range(3):
+                t = Task(image=demo_image, state=State.SCHEDULED)
+                w.add_task(t)
+                every_task.add(t.id)
+
+        child = subprocess.Popen([sys.executable, "-c", CHILD, name, db], stdout=subprocess.PIPE, text=True)
+        assert child.stdout.readline().strip() == "ready"
+        time.sleep(round * STEP)
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait()
+
+        store = Store(db, name)  # what the crash left half done, before a worker reconciles it
+        for op in store.busy().values():
+            caught[op] += 1
+        store.close()
+
+    with Worker(name, client, db_path=db) as w:
+        check_recovered(w, client, every_task)
+        while w.queue:  # finish the work that was still queued
+            assert w.run_task().error is None
+        for t in w.db.values():
+            if t.state is State.RUNNING:
+                w.add_task(replace(t, state=State.COMPLETED))
+                assert w.run_task().error is None
+        assert {t.state for t in w.db.values()} == {State.COMPLETED}
+        assert set(w.db) == every_task
+    assert mine(client, worker=name) == []
+    print(f"kills that caught an operation half done: {caught}")
+    assert caught["start"] >= 3 and caught["stop"] >= 3, f"the kills missed the operations: {caught}"
