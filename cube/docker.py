@@ -301,7 +301,9 @@ class Docker:
         deadline = time.monotonic() + STOP_TIMEOUT
         while (status := self.inspect(container_id).status) != GONE:
             if time.monotonic() > deadline:
-                raise DockerException(f"container {container_id[:12]} is still {status} after {STOP_TIMEOUT} s")
+                raise DockerException(
+                    f"container {container_id[:12]} is still {status} after {STOP_TIMEOUT} s"
+                )
             time.sleep(0.02)
         log.info("container %s was already gone", container_id[:12])
         return "already gone"

@@ -85,7 +85,9 @@ class Task:
             choices = ", ".join(map(repr, RESTART_POLICIES))
             raise ValueError(f"restart_policy: {self.restart_policy!r} is not one of {choices}")
         if not isinstance(self.cmd, list) or not all(isinstance(arg, str) for arg in self.cmd):
-            raise ValueError(f"cmd: must be a list of strings such as ['sh', '-c', 'exit 3'], got {self.cmd!r}")
+            raise ValueError(
+                f"cmd: must be a list of strings such as ['sh', '-c', 'exit 3'], got {self.cmd!r}"
+            )
         for port in (*self.exposed_ports, *self.port_bindings):
             number, _, protocol = str(port).partition("/")
             if not _is_port(number) or protocol not in ("", "tcp", "udp", "sctp"):

@@ -27,6 +27,7 @@ from cube.worker import Worker
 
 log = logging.getLogger(__name__)
 
+
 def fresh_task_name() -> str:
     """A container name that is very unlikely to be taken: web-<4 hex digits>."""
     return f"web-{secrets.token_hex(2)}"

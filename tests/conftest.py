@@ -31,4 +31,3 @@ def worker(client):
 def task_name() -> str:
     """A container name no other test uses."""
     return f"t-{uuid.uuid4().hex[:8]}"
-

@@ -42,7 +42,7 @@ def test_a_task_queued_twice_and_run_by_two_threads_at_once_gets_one_container(w
         together = threading.Barrier(2)
         results = []
 
-        def run():
+        def run(together=together, results=results):
             together.wait()
             results.append(worker.run_task())
 
@@ -186,7 +186,9 @@ def test_a_new_worker_on_the_same_db_takes_over_the_containers_of_a_killed_one(c
     assert mine(client, worker=name) == []
 
 
-def test_start_task_twice_on_a_named_task_is_refused_and_keeps_the_record(worker, client, demo_image, task_name):
+def test_start_task_twice_on_a_named_task_is_refused_and_keeps_the_record(
+    worker, client, demo_image, task_name
+):
     t = Task(name=task_name, image=demo_image, state=State.SCHEDULED)
     assert worker.start_task(t).error is None
     first = worker.db[t.id]

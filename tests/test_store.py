@@ -69,7 +69,11 @@ def test_a_failed_transaction_changes_nothing():
 def test_history_of_one_task_is_in_order_and_leaves_out_the_others():
     s = Store(None, "w")
     t, other = Task(image="img"), Task(image="img")
-    for src, dst in ((None, State.SCHEDULED), (State.SCHEDULED, State.RUNNING), (State.RUNNING, State.FAILED)):
+    for src, dst in (
+        (None, State.SCHEDULED),
+        (State.SCHEDULED, State.RUNNING),
+        (State.RUNNING, State.FAILED),
+    ):
         s.save(t, transition=Transition(datetime.now(UTC), t.id, src, dst, f"to {dst}"))
         s.save(other, transition=Transition(datetime.now(UTC), other.id, src, dst, "other"))
     assert [(m.src, m.dst) for m in s.history(t.id)] == [
