@@ -43,6 +43,7 @@ browser: $(VENV)/.installed
 
 bench: setup
 	$(BIN)/python benchmarks/bench_worker.py
+	$(BIN)/python benchmarks/bench_loop.py
 
 clean:
 	rm -rf $(VENV) *.egg-info
