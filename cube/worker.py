@@ -30,7 +30,6 @@ Where cube differs from the book, and why:
 import copy
 import logging
 import threading
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import replace
@@ -38,17 +37,16 @@ from datetime import UTC, datetime
 
 import docker
 
-from cube.docker import ENGINE_ERRORS, Docker, DockerResult, Observed, describe_exit, is_unreachable
+from cube.docker import ENGINE_ERRORS, Docker, DockerResult, Observed, is_unreachable
+from cube.loop import Loop
+from cube.observe import observed, started, stopped
 from cube.state import State, Transition, valid_state_transition
 from cube.store import Store
 from cube.task import LABEL_TASK, LABEL_WORKER, Config, Task
 
 log = logging.getLogger(__name__)
 
-OBSERVE_SECONDS = 1.0  # how often a started worker asks the engine about its containers
-RETRY_SECONDS = 1.0  # how long a started worker waits before asking an unreachable engine again
 FINAL = (State.COMPLETED, State.FAILED)
-PAUSED = "its container is paused"
 
 
 class Worker:
@@ -85,10 +83,7 @@ class Worker:
         self._listeners: list[Callable[[Transition | Task], None]] = []
         self._reconciled = db_path is None  # a worker that remembers nothing has nothing to recover
         self._reconciling = threading.Lock()
-        self._work = threading.Condition()  # told when a request may have become ready
-        self._generation = 0
-        self._stopping = threading.Event()
-        self._threads: list[threading.Thread] = []
+        self._loop = Loop(self, parallel)
         if not self._reconciled:
             self.reconcile()
 
@@ -152,7 +147,7 @@ class Worker:
         task.validate()
         request = copy.deepcopy(task)
         self.store.enqueue(request)
-        self._poke()
+        self._loop.poke()
         self._notify(request)
 
     def run_task(self) -> DockerResult:
@@ -257,37 +252,19 @@ class Worker:
     # --- the run loop ------------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Work in the background: handle requests as they arrive (`parallel` at a time) and
-        observe the engine every OBSERVE_SECONDS. Does nothing if already started."""
-        if self._threads:
-            return
-        self._stopping.clear()
-        self._threads = [
-            threading.Thread(target=self._handle_requests, name=f"cube-{self.name}-{i}", daemon=True)
-            for i in range(self.parallel)
-        ]
-        self._threads.append(
-            threading.Thread(target=self._keep_observing, name=f"cube-{self.name}-observer", daemon=True)
-        )
-        for thread in self._threads:
-            thread.start()
+        """Work in the background (cube.loop): handle requests as they arrive, `parallel` at a
+        time, and observe the engine every second. Does nothing if already started."""
+        self._loop.start()
 
     def stop(self, timeout: float = 2.0) -> None:
         """Stop working in the background. Operations under way finish first; requests still
         queued stay queued. Returns when every background thread has ended (or after timeout)."""
-        self._stopping.set()
-        self._poke()
-        deadline = time.monotonic() + timeout
-        for thread in self._threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
-            if thread.is_alive():
-                log.warning("%s is still busy after %.1f s", thread.name, timeout)
-        self._threads = [t for t in self._threads if t.is_alive()]
+        self._loop.stop(timeout)
 
     @property
     def running(self) -> bool:
         """True while the worker works in the background (between start() and stop())."""
-        return bool(self._threads) and not self._stopping.is_set()
+        return self._loop.running
 
     def close(self) -> None:
         """Stop the background work and release the db file. Containers are left as they are."""
@@ -359,23 +336,9 @@ class Worker:
         self._keep_client(d)
         if result.unreachable:
             return self._put_back(task, State.SCHEDULED, result)
-        seen = result.observed
         if result.error:
-            done = replace(task, state=State.FAILED, container_id=result.container_id, reason=result.error)
-            if seen:
-                done.exit_code, done.finish_time = seen.exit_code, seen.finished_at
-            done.finish_time = done.finish_time or datetime.now(UTC)
             log.warning("task %s failed to start: %s", task.id, result.error)
-        elif seen.ended:  # it finished its work at once
-            done = replace(task, state=State.COMPLETED, container_id=result.container_id, exit_code=0)
-            done.finish_time, done.reason = seen.finished_at, "finished its work at once: exited with code 0"
-        else:
-            done = replace(task, state=State.RUNNING, container_id=result.container_id)
-            done.host_ports, done.restarts = result.host_ports, seen.restart_count
-            verb = "adopted its running" if result.result == "adopted" else "started"
-            done.reason = f"{verb} container {result.container_id[:12]}"
-            if seen.status == "restarting":
-                done.reason += ", which Docker is restarting under its restart policy"
+        done = started(task, result)
         self._notify(self._record(done, "", State.SCHEDULED, done.reason))
         return result
 
@@ -420,12 +383,9 @@ class Worker:
         if result.error:
             log.warning("task %s was not stopped: %s", task.id, result.error)
             self.store.save(task)  # the operation is over; the task is as it was
-            self._poke()
+            self._loop.poke()
             return result
-        seen = result.observed
-        done = replace(task, state=State.COMPLETED, finish_time=datetime.now(UTC))
-        done.exit_code = seen.exit_code if seen else None
-        done.reason = "stopped on request" + ("" if result.result == "success" else f" ({result.result})")
+        done = stopped(task, result)
         self._notify(self._record(done, "", task.state, done.reason))
         log.info("stopped task %s (container %s)", task.id, task.container_id[:12])
         return result
@@ -437,7 +397,7 @@ class Worker:
         with self.store.transaction():
             self.store.save(replace(task, reason="waiting for the Docker engine to answer"))
             self.store.enqueue(replace(task, state=wanted), front=True)
-        self._poke()
+        self._loop.poke()
         return result
 
     def _observe(self) -> list[Transition] | None:
@@ -465,25 +425,8 @@ class Worker:
 
     def _apply(self, task: Task, seen: Observed, d: Docker) -> list[Transition]:
         """Record what the engine says of a RUNNING task's container, if it differs."""
-        if seen.ended:
-            failed = seen.oom_killed or seen.exit_code != 0
-            new = replace(task, state=State.FAILED if failed else State.COMPLETED, exit_code=seen.exit_code)
-            new.finish_time = seen.finished_at or datetime.now(UTC)
-            new.reason = f"its container {describe_exit(seen)}"
-        elif seen.status in ("running", "restarting", "paused"):
-            new = replace(task, host_ports=seen.host_ports or task.host_ports, restarts=seen.restart_count)
-            if seen.status == "paused":
-                new.reason = PAUSED
-            elif seen.status == "restarting" or new.restarts != task.restarts:
-                new.reason = f"restarted by Docker under its restart policy ({new.restarts} restarts so far)"
-            elif new.host_ports != task.host_ports:
-                ports = ", ".join(f"{p} -> {h}" for p, h in new.host_ports.items())
-                new.reason = f"its container was restarted; host ports are now {ports}"
-            elif task.reason == PAUSED:
-                new.reason = "its container runs again"
-        else:  # created or being removed: nothing to tell yet
-            return []
-        if new == task:
+        new = observed(task, seen)
+        if new is None:
             return []
         with self.store.transaction():
             if self.store.task(task.id) != task or self.store.op(task.id):
@@ -523,7 +466,7 @@ class Worker:
             log.info("task %s: %s", task.name or task.id, change)
         self.store.save(task, op, change)
         if not op:
-            self._poke()  # the task is free again: its next request may go
+            self._loop.poke()  # the task is free again: its next request may go
         return change
 
     def _notify(self, change: Transition | Task | None) -> None:
@@ -554,32 +497,3 @@ class Worker:
             action="none",
             unreachable=True,
         )
-
-    def _poke(self) -> None:
-        """Wake the background threads: a request may be ready."""
-        with self._work:
-            self._generation += 1
-            self._work.notify_all()
-
-    def _handle_requests(self) -> None:
-        while not self._stopping.is_set():
-            with self._work:
-                generation = self._generation
-            result = self.run_task()
-            if result.unreachable:
-                self._stopping.wait(RETRY_SECONDS)
-            elif result.action == "none" and not result.error:
-                self._wait_for_work(generation)
-
-    def _wait_for_work(self, generation: int) -> None:
-        """Sleep until _poke() is called after `generation` was read, or stop() is."""
-        with self._work:
-            woken = lambda: self._generation != generation or self._stopping.is_set()  # noqa: E731
-            self._work.wait_for(woken, OBSERVE_SECONDS)
-
-    def _keep_observing(self) -> None:
-        while not self._stopping.wait(OBSERVE_SECONDS):
-            try:
-                self.update_tasks()
-            except Exception:  # noqa: BLE001 - the observer must outlive any one bad round
-                log.exception("worker %s failed to observe its tasks", self.name)
