@@ -226,14 +226,15 @@ def _tasks_table(tasks: list[Task], queued: list[Task]) -> str:
 
     rows = "".join(
         f"<tr><td>{html.escape(t.name)}</td><td>{t.state}</td><td><code>{t.container_id[:12]}</code></td>"
-        f"<td>{port_links(t)}</td><td>{when(t.start_time)}</td><td>{when(t.finish_time)}</td></tr>"
+        f"<td>{port_links(t)}</td><td>{when(t.start_time)}</td><td>{when(t.finish_time)}</td>"
+        f"<td>{html.escape(t.reason)}</td></tr>"
         for t in tasks
     )
     waiting = ", ".join(f"{html.escape(t.name)} → {t.state}" for t in queued) or "empty"
     return (
         f"<style>{_TABLE_CSS}</style>"
         '<table class="cube-tasks"><thead><tr><th>Name</th><th>State</th><th>Container</th>'
-        "<th>Port</th><th>Started (UTC)</th><th>Finished (UTC)</th></tr></thead>"
+        "<th>Port</th><th>Started (UTC)</th><th>Finished (UTC)</th><th>Why</th></tr></thead>"
         f"<tbody>{rows}</tbody></table><p>Queue: {waiting}</p>"
     )
 

@@ -132,3 +132,18 @@ def _eventually(check, seconds: float = 5) -> bool:
             return True
         time.sleep(0.1)
     return check()
+
+
+def test_the_panel_drives_a_started_worker_and_redraws_when_told(panel, client):
+    panel.worker.start()
+    panel.enqueue_button.click()  # no Run next: the worker's own loop takes the request
+    assert _eventually(lambda: "RUNNING" in panel.table.value)
+    task = only_task(panel)
+    assert panel.running.value == task.id
+    panel.run_button.click()
+    assert "no need to click" in panel.last_message
+
+    client.containers.get(task.container_id).kill()  # behind everyone's back
+    assert _eventually(lambda: "FAILED" in panel.table.value), "the worker saw it, the panel was told"
+    assert "exited with code 137 (killed by SIGKILL)" in panel.table.value
+    assert panel.running.options == ()
