@@ -40,6 +40,11 @@ image: $(VENV)/.installed engine
 
 browser: $(VENV)/.installed
 	@bash scripts/browser.sh $(BIN)/python
+	@# the two-engine tests make a bridge for their second dockerd with `ip`
+	@if ! command -v ip >/dev/null 2>&1 && [ -f /etc/debian_version ] && [ "$$(id -u)" = 0 ]; then \
+		echo "cube: installing Debian's iproute2 for the two-engine tests" >&2; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2 >/dev/null; \
+	fi
 
 bench: setup
 	$(BIN)/python benchmarks/bench_worker.py

@@ -2,7 +2,7 @@
 main engine, comes back in the state its docstring promises, and leaves nothing behind."""
 
 import os
-import shutil
+import sys
 import time
 from contextlib import closing, suppress
 from pathlib import Path
@@ -15,9 +15,10 @@ from engines import EngineError, SecondEngine, second_engine
 
 from cube import ensure_demo_image
 
+# Where a second engine cannot exist at all. Root on Linux without dockerd or ip is not skipped:
+# it fails, saying what to install.
 pytestmark = pytest.mark.skipif(
-    not hasattr(os, "geteuid") or os.geteuid() != 0 or not shutil.which("dockerd") or not shutil.which("ip"),
-    reason="a second engine needs Linux, root, dockerd and ip",
+    sys.platform != "linux" or os.geteuid() != 0, reason="a second dockerd needs Linux and root"
 )
 
 LABELS = {"cube.task": "e2-smoke", "cube.worker": "e2-smoke"}
