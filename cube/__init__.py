@@ -3,9 +3,10 @@
 
 import logging
 
-from cube.docker import Docker, DockerResult, check_engine
+from cube.docker import Docker, DockerResult, Observed, check_engine
 from cube.image import DEMO_IMAGE, ensure_demo_image
-from cube.state import STATE_TRANSITION_MAP, State, contains, valid_state_transition
+from cube.state import STATE_TRANSITION_MAP, State, Transition, contains, valid_state_transition
+from cube.store import StoreInUse
 from cube.task import LABEL_TASK, LABEL_WORKER, Config, Task
 from cube.worker import Worker
 
@@ -21,8 +22,11 @@ __all__ = [
     "Config",
     "Docker",
     "DockerResult",
+    "Observed",
     "State",
+    "StoreInUse",
     "Task",
+    "Transition",
     "Worker",
     "check_engine",
     "contains",
