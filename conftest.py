@@ -20,7 +20,8 @@ _BEFORE = pytest.StashKey[set]()  # ids of cube containers that existed before t
 
 def _cube_containers() -> list:
     try:
-        return docker.from_env().containers.list(all=True, filters={"label": LABEL_TASK})
+        # ignore_removed: a container removed while being listed is not an error, and not a leftover
+        return docker.from_env().containers.list(all=True, filters={"label": LABEL_TASK}, ignore_removed=True)
     except docker.errors.DockerException:
         return []  # no engine: the tests that needed one fail on their own
 

@@ -331,15 +331,23 @@ class Docker:
         )
 
     def _explain(self, error: Exception, action: str, container_id: str = "") -> str:
-        """Turn an SDK error into a sentence: what failed, for what, and what to do."""
+        """Turn an SDK error into a sentence: what failed, for what, and what to do.
+
+        The SDK's own words (a connection error's repr, a registry's message naming this machine's
+        DNS server) go to the log, not into the sentence.
+        """
+        log.info("could not %s: %r", action, error)
         c = self.config
         subject = f"container {container_id[:12]}" if container_id else f"task {c.name or c.image!r}"
         if isinstance(error, _PullFailed):
-            why = getattr(error.__cause__, "explanation", None) or str(error.__cause__)
+            pulled = error.__cause__
+            why = (
+                "has no such image" if getattr(pulled, "status_code", None) == 404 else "could not be reached"
+            )
             return (
-                f"could not {action} {subject}: image {c.image!r} is not on this machine and "
-                f"could not be pulled ({why}). Check the image name, or build the image here "
-                "first (cube.ensure_demo_image() builds the demo web server)."
+                f"could not {action} {subject}: image {c.image!r} is not on this machine and the "
+                f"registry {why}. Check the image name, or build the image here first "
+                "(cube.ensure_demo_image() builds the demo web server)."
             )
         if isinstance(error, APIError) and error.response is not None:
             if error.status_code == 409 and action == "start":
@@ -351,7 +359,7 @@ class Docker:
         if is_unreachable(error):
             return (
                 f"could not {action} {subject}: no Docker engine answers at "
-                f"{engine_address(self.client)} ({error}). Start Docker Desktop or dockerd "
+                f"{engine_address(self.client)}: {_silence(error)}. Start Docker Desktop or dockerd "
                 "(`make engine` in the cube folder), then try again."
             )
         return f"could not {action} {subject}: {error}"
@@ -364,6 +372,15 @@ class _PullFailed(Exception):
 def is_unreachable(error: Exception) -> bool:
     """True if `error` means no engine answered (refused, reset or timed out), so nothing was decided."""
     return isinstance(error, Unreachable | requests.ConnectionError | requests.Timeout)
+
+
+def _silence(error: BaseException) -> str:
+    """Why an engine did not answer, in words: it took too long, or nothing took the call."""
+    while error is not None:
+        if isinstance(error, requests.Timeout):
+            return "it accepted the connection but did not answer in time"
+        error = error.__cause__
+    return "the connection failed (no engine listens there, or it went away)"
 
 
 def describe_exit(seen: Observed) -> str:
@@ -409,7 +426,7 @@ def check_engine(client: docker.DockerClient | None = None) -> str:
     except ENGINE_ERRORS as e:
         address = engine_address(client)  # the client's own address, not always DOCKER_HOST's
         raise RuntimeError(
-            f"no Docker engine answers at {address} ({e}). Start Docker Desktop or dockerd "
+            f"no Docker engine answers at {address}: {_silence(e)}. Start Docker Desktop or dockerd "
             "(`make engine` in the cube folder starts one on Debian), then run this cell again."
         ) from None
     return f"Docker engine {version} answers"
