@@ -101,7 +101,9 @@ class Observed:
             restart_count=attrs.get("RestartCount", 0),
             started_at=_time(state.get("StartedAt")),
             finished_at=_time(state.get("FinishedAt")),
-            host_ports={p: int(b[0]["HostPort"]) for p, b in ports.items() if b},
+            host_ports={
+                p: _ipv4_first([(b["HostIp"], b["HostPort"]) for b in bs]) for p, bs in ports.items() if bs
+            },
             labels=attrs["Config"].get("Labels") or {},
             error=state.get("Error", ""),
         )
@@ -109,8 +111,13 @@ class Observed:
     @classmethod
     def from_summary(cls, summary: dict) -> "Observed":
         """From one entry of a container list: status, ports and labels only."""
-        published = (p for p in summary["Ports"] if "PublicPort" in p)
-        ports = {f"{p['PrivatePort']}/{p['Type']}": p["PublicPort"] for p in published}
+        published: dict[str, list] = {}
+        for p in summary["Ports"]:
+            if "PublicPort" in p:
+                published.setdefault(f"{p['PrivatePort']}/{p['Type']}", []).append(
+                    (p.get("IP", ""), p["PublicPort"])
+                )
+        ports = {port: _ipv4_first(bindings) for port, bindings in published.items()}
         return cls(summary["Id"], summary["State"], host_ports=ports, labels=summary.get("Labels") or {})
 
 
@@ -398,6 +405,13 @@ def describe_exit(seen: Observed) -> str:
 
 
 _SIGNALS = {1: "SIGHUP", 2: "SIGINT", 6: "SIGABRT", 9: "SIGKILL", 15: "SIGTERM"}
+
+
+def _ipv4_first(bindings: list[tuple[str, str | int]]) -> int:
+    """The host port of a published port: its IPv4 binding's, if any. Docker may publish one port
+    twice, on 0.0.0.0 and on ::, with two different host ports."""
+    ordered = sorted(bindings, key=lambda b: ":" in b[0])  # stable: IPv4 addresses first
+    return int(ordered[0][1])
 
 
 def _time(text: str | None) -> datetime | None:

@@ -6,7 +6,7 @@ import uuid
 import docker
 import pytest
 
-from cube import LABEL_TASK, Config, Docker, check_engine
+from cube import LABEL_TASK, Config, Docker, Observed, check_engine
 
 NO_ENGINE = "unix:///tmp/cube-no-such.sock"
 
@@ -119,3 +119,30 @@ def test_check_engine_with_docker_host_at_a_missing_socket_raises(monkeypatch):
     monkeypatch.setenv("DOCKER_HOST", NO_ENGINE)
     with pytest.raises(RuntimeError, match=NO_ENGINE):
         check_engine()
+
+
+def test_observed_reads_the_ipv4_host_port_when_docker_publishes_two():
+    # Docker 20.10 may publish a port on 0.0.0.0 and on :: with two different host ports; both
+    # readings must pick the same one, or a worker would see the port "change" every round.
+    inspected = {
+        "Id": "c1",
+        "State": {"Status": "running", "ExitCode": 0, "StartedAt": "2026-01-01T10:00:00.123456789Z"},
+        "NetworkSettings": {
+            "Ports": {
+                "80/tcp": [{"HostIp": "::", "HostPort": "35021"}, {"HostIp": "0.0.0.0", "HostPort": "35022"}]
+            }
+        },
+        "Config": {"Labels": {}},
+    }
+    listed = {
+        "Id": "c1",
+        "State": "running",
+        "Ports": [
+            {"IP": "0.0.0.0", "PrivatePort": 80, "PublicPort": 35022, "Type": "tcp"},
+            {"IP": "::", "PrivatePort": 80, "PublicPort": 35021, "Type": "tcp"},
+            {"PrivatePort": 81, "Type": "tcp"},  # exposed, not published
+        ],
+    }
+    assert Observed.from_inspect(inspected).host_ports == {"80/tcp": 35022}
+    assert Observed.from_summary(listed).host_ports == {"80/tcp": 35022}
+    assert Observed.from_inspect(inspected).started_at.microsecond == 123456

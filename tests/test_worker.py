@@ -289,3 +289,14 @@ def test_a_stop_that_cannot_reach_the_engine_leaves_the_task_running(worker, cli
     assert worker.db[t.id].state is State.COMPLETED
     with pytest.raises(docker.errors.NotFound):
         client.containers.get(container_id)
+
+
+def test_running_tasks_observed_again_change_nothing(worker, demo_image):
+    tasks = [Task(image=demo_image, state=State.SCHEDULED) for _ in range(4)]
+    for t in tasks:
+        worker.add_task(t)
+        assert worker.run_task().error is None
+    before = worker.db
+    assert worker.update_tasks() == []
+    assert worker.update_tasks() == []
+    assert worker.db == before
