@@ -288,7 +288,8 @@ class Worker:
         persisted = self.store.task(task.id)
         label = task.name or task.id
         if persisted and self.store.op(task.id):
-            return f"task {label} is being {self.store.op(task.id)}ped by another thread; try again"
+            doing = {"start": "started", "stop": "stopped"}[self.store.op(task.id)]
+            return f"task {label} is being {doing} by another thread; try again when it is done"
         if op == "stop":
             if persisted is None:
                 return f"worker {self.name} has no record of task {label}: there is nothing to stop"

@@ -300,3 +300,11 @@ def test_running_tasks_observed_again_change_nothing(worker, demo_image):
     assert worker.update_tasks() == []
     assert worker.update_tasks() == []
     assert worker.db == before
+
+
+def test_a_task_with_an_operation_under_way_is_not_started_again_by_another_caller(offline):
+    t = Task(name="busy", image="img", state=State.SCHEDULED)
+    offline.store.save(t, op="start")  # as if another thread were starting it right now
+    result = offline.start_task(t)
+    assert result.error == "task busy is being started by another thread; try again when it is done"
+    assert offline.client is None
