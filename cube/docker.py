@@ -15,6 +15,9 @@ Where cube differs from the book:
   says "running" even when the command cannot be executed: init starts, fails to exec it, and the
   container exits with code 127 a few milliseconds later. run() watches the container's processes
   until the command shows up beside init, or the container stops.
+- run(adopt=True) first looks for a container already made for the same config (by its labels): a
+  start that was cut short (a crash, an engine that went away) is finished, not repeated, so a
+  task never gets two containers.
 - stop() only touches a container that carries the config's labels (this task, this worker).
 - inspect() says "gone" for a container that no longer exists; the book's later Inspect hands back
   nothing and its caller dereferences it.
@@ -152,15 +155,22 @@ class Docker:
         self.config = config
         self.client = client
 
-    def run(self) -> DockerResult:
+    def run(self, adopt: bool = False) -> DockerResult:
         """Create and start the container, pulling its image first only if it is missing.
 
         Succeeds once the container's command runs, or if it already finished with exit code 0;
         a container that ended any other way is removed and its exit code is in the error.
+
+        Args:
+            adopt: first look for containers that carry the config's labels (made by an earlier
+                attempt that may not have finished): a running one is adopted instead of making
+                another (result "adopted"), any other is removed.
         """
         c = self.config
         try:
             client = self._connect()
+            if adopt and (adopted := self._adopt()):
+                return adopted
             try:
                 container = client.containers.create(**self._create_args())
             except ImageNotFound:
@@ -187,6 +197,25 @@ class Docker:
             action="start",
             container_id=container.id,
             result="success",
+            host_ports=seen.host_ports,
+            observed=seen,
+        )
+
+    def _adopt(self) -> DockerResult | None:
+        """Adopt a running container made for this config, removing any other; None if none runs."""
+        found = self.containers(self.config.labels)
+        running = [seen for seen in found if seen.status == "running"][:1]
+        for seen in found:
+            if seen not in running:
+                self.remove(seen.container_id)
+        if not running:
+            return None
+        seen = self.inspect(running[0].container_id)
+        log.info("adopted running container %s (%s)", seen.container_id[:12], self.config.name)
+        return DockerResult(
+            action="start",
+            container_id=seen.container_id,
+            result="adopted",
             host_ports=seen.host_ports,
             observed=seen,
         )

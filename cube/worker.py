@@ -37,7 +37,7 @@ from datetime import UTC, datetime
 
 import docker
 
-from cube.docker import ENGINE_ERRORS, Docker, DockerResult, Observed, is_unreachable
+from cube.docker import ENGINE_ERRORS, Docker, DockerResult, Observed
 from cube.loop import Loop
 from cube.observe import observed, started, stopped
 from cube.state import State, Transition, valid_state_transition
@@ -331,9 +331,7 @@ class Worker:
         known: the worker had a record of the task before, so a container may exist already.
         """
         d = self._docker(task)
-        result = self._adopt(d, task) if known else None
-        if result is None:
-            result = d.run()
+        result = d.run(adopt=known)  # a start that may have begun before could have made one
         self._keep_client(d)
         if result.unreachable:
             return self._put_back(task, State.SCHEDULED, result)
@@ -342,34 +340,6 @@ class Worker:
         done = started(task, result)
         self._notify(self._record(done, "", State.SCHEDULED, done.reason))
         return result
-
-    def _adopt(self, d: Docker, task: Task) -> DockerResult | None:
-        """Look for a container already made for this task: adopt it if it runs, remove any other.
-
-        Returns the adoption as a result, or None if there is nothing to adopt and the task needs
-        a new container. Only a start that may have happened before (after a crash, or on an
-        engine that did not answer) looks.
-        """
-        try:
-            found = d.containers({LABEL_TASK: str(task.id), LABEL_WORKER: self.name})
-            for seen in found:
-                if seen.status == "running":
-                    seen = d.inspect(seen.container_id)
-                    for other in found:
-                        if other.container_id != seen.container_id:
-                            d.remove(other.container_id)
-                    return DockerResult(
-                        action="start",
-                        container_id=seen.container_id,
-                        result="adopted",
-                        host_ports=seen.host_ports,
-                        observed=seen,
-                    )
-            for seen in found:
-                d.remove(seen.container_id)
-        except ENGINE_ERRORS as e:
-            return DockerResult(error=str(e), action="start", unreachable=is_unreachable(e))
-        return None
 
     def _stop(self, task: Task) -> DockerResult:
         """Stop and remove the task's container (a stop already claimed), and record the outcome."""

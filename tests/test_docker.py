@@ -146,3 +146,20 @@ def test_observed_reads_the_ipv4_host_port_when_docker_publishes_two():
     assert Observed.from_inspect(inspected).host_ports == {"80/tcp": 35022}
     assert Observed.from_summary(listed).host_ports == {"80/tcp": 35022}
     assert Observed.from_inspect(inspected).started_at.microsecond == 123456
+
+
+def test_run_with_adopt_takes_over_a_running_container_and_replaces_a_half_made_one(
+    client, demo_image, labels
+):
+    config = Config(name="", image=demo_image, labels=labels)
+    first = Docker(config, client).run()
+    again = Docker(config, client).run(adopt=True)
+    assert (again.error, again.result, again.container_id) == (None, "adopted", first.container_id)
+    assert again.host_ports == first.host_ports
+    assert ours(client, labels) == [first.container_id]
+
+    client.containers.get(first.container_id).remove(force=True)
+    half_made = client.containers.create(demo_image, labels=labels)  # created, never started
+    fresh = Docker(config, client).run(adopt=True)
+    assert fresh.error is None and fresh.result == "success"
+    assert ours(client, labels) == [fresh.container_id] != [half_made.id]
