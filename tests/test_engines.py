@@ -3,7 +3,6 @@ main engine, comes back in the state its docstring promises, and leaves nothing 
 
 import os
 import sys
-import time
 from contextlib import closing, suppress
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import httpx
 import pytest
 import requests
 from engines import EngineError, SecondEngine, second_engine
+from helpers import page
 
 from cube import ensure_demo_image
 
@@ -24,18 +24,6 @@ pytestmark = pytest.mark.skipif(
 LABELS = {"cube.task": "e2-smoke", "cube.worker": "e2-smoke"}
 
 engine2 = pytest.fixture(second_engine)
-
-
-def get_page(port: int, within: float = 5.0) -> str:
-    """GET the page on a published port, retrying transport errors while the server starts."""
-    deadline = time.monotonic() + within
-    while True:
-        try:
-            return httpx.get(f"http://127.0.0.1:{port}/", timeout=2).text
-        except httpx.TransportError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
 
 
 def host_port(container) -> int:
@@ -72,7 +60,7 @@ def test_serves_crashes_comes_back_and_leaves_nothing(client):
         e2.containers.run(image, name="e2-always", restart_policy={"Name": "always"}, **run)
         e2.containers.run(image, name="e2-unless", restart_policy={"Name": "unless-stopped"}, **run)
         port = host_port(smoke)
-        assert get_page(port).startswith("Hello from")
+        assert page(port).startswith("Hello from")
 
         engine.kill()
         assert client.ping(), "the main engine must not notice engine 2's crash"

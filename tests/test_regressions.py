@@ -9,10 +9,9 @@ import time
 from dataclasses import replace
 
 import docker
-import httpx
 import pytest
 from faults import FaultyEngine, engine_dies_at
-from helpers import eventually, mine
+from helpers import eventually, mine, page
 
 from cube import State, Task, Worker
 
@@ -22,16 +21,6 @@ def start(worker: Worker, task: Task) -> Task:
     result = worker.run_task()
     assert result.error is None, result.error
     return worker.db[task.id]
-
-
-def page(port: int) -> str:
-    def get():
-        try:
-            return httpx.get(f"http://127.0.0.1:{port}/", timeout=2).text
-        except httpx.TransportError:
-            return ""
-
-    return eventually(get, seconds=5)
 
 
 def test_a_task_queued_twice_and_run_by_two_threads_at_once_gets_one_container(worker, client, demo_image):

@@ -9,7 +9,7 @@ from dataclasses import replace
 import httpx
 import pytest
 from engines import second_engine
-from helpers import eventually, mine
+from helpers import eventually, mine, page
 
 from cube import State, Task, Worker, ensure_demo_image
 
@@ -22,23 +22,16 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def page(port: int) -> str:
-    def get():
-        try:
-            return httpx.get(f"http://127.0.0.1:{port}/", timeout=2).text.strip()
-        except httpx.TransportError:
-            return ""
-
-    return eventually(get, seconds=5)
-
-
 def states(worker: Worker) -> dict:
     return {t.id: t.state for t in worker.db.values()}
 
 
 def serving(worker: Worker, task: Task) -> bool:
     t = worker.db[task.id]
-    return page(t.host_ports["80/tcp"]) == f"Hello from {t.container_id[:12]}"
+    try:
+        return page(t.host_ports["80/tcp"]).strip() == f"Hello from {t.container_id[:12]}"
+    except httpx.TransportError:
+        return False
 
 
 def test_two_workers_on_two_engines_and_one_engine_crashing(client, demo_image, engine2, tmp_path):

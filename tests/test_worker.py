@@ -9,8 +9,8 @@ import threading
 import time
 
 import docker
-import httpx
 import pytest
+from helpers import page
 
 from cube import LABEL_TASK, LABEL_WORKER, State, Task, Worker, valid_state_transition
 
@@ -53,18 +53,6 @@ def free_port() -> int:
 def refused(error: str) -> str:
     """The task named in an "invalid transition ... for task NAME; nothing was done" error."""
     return error.split("for task ")[1].split(";")[0]
-
-
-def fetch(port: int) -> str:
-    """The page at 127.0.0.1:port, waiting up to 5 s for the web server to come up."""
-    deadline = time.monotonic() + 5
-    while True:
-        try:
-            return httpx.get(f"http://127.0.0.1:{port}/", timeout=2).text
-        except httpx.TransportError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
 
 
 # --- the queue and the db, without the engine -------------------------------------------------
@@ -184,8 +172,8 @@ def test_the_chapters_program_starts_and_stops_the_demo_web_server(worker, clien
     running = worker.db[t.id]
     assert running.state is State.RUNNING
     assert running.container_id == result.container_id
-    page = fetch(running.host_ports["80/tcp"])
-    assert page.strip() == "Hello from " + running.container_id[:12]
+    text = page(running.host_ports["80/tcp"])
+    assert text.strip() == "Hello from " + running.container_id[:12]
     labels = client.containers.get(running.container_id).labels
     assert labels[LABEL_TASK] == str(t.id)
     assert labels[LABEL_WORKER] == worker.name
@@ -229,7 +217,7 @@ def test_a_task_gets_its_limits_restart_policy_and_host_port(worker, client, dem
     assert host["RestartPolicy"]["Name"] == "unless-stopped"
     assert host["PortBindings"]["80/tcp"][0]["HostPort"] == str(port)
     assert running.host_ports["80/tcp"] == port
-    assert fetch(port).startswith("Hello from ")
+    assert page(port).startswith("Hello from ")
 
 
 # --- when things go wrong ---------------------------------------------------------------------
