@@ -42,6 +42,9 @@ STATE_TRANSITION_MAP: dict[State, tuple[State, ...]] = {
     State.FAILED: (State.SCHEDULED,),  # cube: run a failed task again
 }
 
+# States a task never leaves (but for FAILED -> SCHEDULED: asked to run again).
+FINAL_STATES = (State.COMPLETED, State.FAILED)
+
 # The moves cube adds to listing 4.10, for notebooks and tests to point at.
 ADDED_TRANSITIONS = ((State.SCHEDULED, State.COMPLETED), (State.FAILED, State.SCHEDULED))
 

@@ -40,13 +40,11 @@ import docker
 from cube.docker import ENGINE_ERRORS, Docker, DockerResult, Observed
 from cube.loop import Loop
 from cube.observe import observed, started, stopped
-from cube.state import State, Transition, valid_state_transition
+from cube.state import FINAL_STATES, State, Transition, valid_state_transition
 from cube.store import Store
 from cube.task import LABEL_TASK, LABEL_WORKER, Config, Task
 
 log = logging.getLogger(__name__)
-
-FINAL = (State.COMPLETED, State.FAILED)
 
 
 class Worker:
@@ -162,7 +160,7 @@ class Worker:
             if queued is None:
                 waiting = len(self.store.queued())
                 why = f"{waiting} request(s) wait for tasks being started or stopped" if waiting else ""
-                log.info("no tasks in the queue%s", why and f" ready: {why}")
+                log.debug("no tasks in the queue%s", why and f" ready: {why}")
                 return DockerResult(action="none", result=why or "no tasks in the queue")
             # A task seen for the first time is taken to be in the state it arrives with.
             persisted = self.store.task(queued.id) or queued
@@ -293,7 +291,7 @@ class Worker:
         if op == "stop":
             if persisted is None:
                 return f"worker {self.name} has no record of task {label}: there is nothing to stop"
-            if persisted.state in FINAL:
+            if persisted.state in FINAL_STATES:
                 return f"task {label} is already {persisted.state}: there is nothing to stop"
         elif persisted and persisted.state not in (State.PENDING, State.SCHEDULED, State.FAILED):
             where = f" in container {persisted.container_id[:12]}" if persisted.container_id else ""
@@ -404,7 +402,7 @@ class Worker:
                 return []  # changed by someone else since we looked: the next round will see
             change = self._record(new, "", task.state, new.reason)
         self._notify(change)
-        if new.state in FINAL:
+        if new.state in FINAL_STATES:
             d.remove(task.container_id)
         return [change]
 
@@ -419,7 +417,7 @@ class Worker:
             if task is None or self.store.op(task.id):
                 continue  # not ours to judge, or being worked on
             stray = task.state is State.RUNNING and task.container_id != seen.container_id
-            if task.state in FINAL or stray:
+            if task.state in FINAL_STATES or stray:
                 log.info("removing container %s: task %s does not need it", seen.container_id[:12], task.id)
                 try:
                     d.remove(seen.container_id)

@@ -1,0 +1,58 @@
+"""`python -m cube worker ...`: a worker and its HTTP API, in one process, until Ctrl-C or SIGTERM."""
+
+import argparse
+import logging
+import socket
+import sys
+
+import uvicorn
+
+from cube.api import create_app
+from cube.store import StoreInUse
+from cube.worker import Worker
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m cube", description="cube: a container orchestrator's worker"
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    w = commands.add_parser("worker", help="run a worker and serve its API over HTTP")
+    w.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    w.add_argument(
+        "--port", type=int, default=5555, help="port to listen on; 0 picks a free one (default 5555)"
+    )
+    w.add_argument(
+        "--name", default=f"worker-{socket.gethostname()}", help="the worker's name (labels its containers)"
+    )
+    w.add_argument(
+        "--db", default=None, help="SQLite file that keeps tasks across restarts (default: memory)"
+    )
+    w.add_argument("--parallel", type=int, default=1, help="requests handled at once (default 1)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    try:
+        worker = Worker(args.name, db_path=args.db, parallel=args.parallel)
+    except (StoreInUse, ValueError) as e:
+        print(f"cube worker: {e}", file=sys.stderr)
+        return 2
+    try:
+        listener = socket.create_server((args.host, args.port))
+    except OSError as e:
+        print(f"cube worker: cannot listen on {args.host}:{args.port}: {e.strerror}", file=sys.stderr)
+        worker.close()
+        return 2
+    host, port = listener.getsockname()[:2]
+    print(f"cube worker {worker.name} listening on http://{host}:{port} (API docs: /docs)", flush=True)
+    server = uvicorn.Server(uvicorn.Config(create_app(worker), lifespan="on", timeout_graceful_shutdown=2))
+    try:
+        server.run(sockets=[listener])  # stops cleanly on Ctrl-C (SIGINT) and SIGTERM
+    finally:
+        worker.close()
+    print(f"cube worker {worker.name} stopped", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,323 @@
+"""The worker's API, its first part (chapter 5): HTTP over one Worker, with FastAPI.
+
+A thin view: every endpoint reads the worker's db, queue and history or adds a request to its
+queue, and the worker's own loop does the work. Open /docs for an interactive page.
+
+    POST   /tasks                  a task event: {"state": "SCHEDULED", "task": {...}} -> 201
+    GET    /tasks                  every task -> 200
+    GET    /tasks/{id}             one task, and what the engine says of its container now -> 200
+    DELETE /tasks/{id}             stop it (queued as COMPLETED) -> 204
+    GET    /tasks/{id}/history     its transitions, oldest first -> 200
+    GET    /stats                  the machine and the tasks (cube.stats) -> 200
+
+JSON uses snake_case, states by name ("RUNNING"), times in ISO 8601 UTC. Bad input never gives a
+500: every error is a 4xx with {"error": a sentence, "where": the place in the request, or null}.
+
+Where cube differs from the book's API: the book writes a 400 and then carries on (no return) into
+a nil dereference, ignores a malformed uuid, and panics on a type assertion in GET /tasks/{id}.
+"""
+
+import logging
+import socket
+import threading
+import uuid
+from contextlib import asynccontextmanager, suppress
+from dataclasses import replace
+from typing import Literal
+
+import uvicorn
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException
+
+from cube.docker import ENGINE_ERRORS, Docker, is_unreachable
+from cube.state import FINAL_STATES, State, valid_state_transition
+from cube.stats import Metrics
+from cube.task import Task
+from cube.worker import Worker
+
+log = logging.getLogger(__name__)
+
+MAX_BODY = 64 * 1024  # bytes; a task event is a few hundred
+
+
+class TaskSpec(BaseModel):
+    """What a request may say about a task: what to run. The rest the worker observes."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    id: uuid.UUID | None = Field(None, description="omit for a new task; the worker's id to stop one")
+    name: str = Field("", description="the container's name; empty lets Docker choose", examples=["web-1"])
+    image: str = Field("", examples=["cube/helloworld-http:latest"])
+    cpu: float = Field(0.0, description="cores, 0 for no limit")
+    memory: int = Field(0, description="bytes, 0 for no limit")
+    disk: int = 0
+    exposed_ports: list[str] = Field(default_factory=list, examples=[["80/tcp"]])
+    port_bindings: dict[str, str] = Field(default_factory=dict, description='e.g. {"80/tcp": "8080"}')
+    restart_policy: str = Field("", description='"", "always", "unless-stopped" or "on-failure"')
+    cmd: list[str] = Field(default_factory=list, description="replaces the image's command")
+
+
+class TaskEvent(BaseModel):
+    """A request: bring this task to this state. SCHEDULED starts it, COMPLETED stops it."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    state: Literal["SCHEDULED", "COMPLETED"]
+    task: TaskSpec
+
+
+class Problem(Exception):
+    """A request the API refuses: an HTTP status, a sentence, and where in the request."""
+
+    def __init__(self, status: int, error: str, where: str | None = None) -> None:
+        super().__init__(error)
+        self.status, self.error, self.where = status, error, where
+
+
+def create_app(worker: Worker, metrics: Metrics | None = None) -> FastAPI:
+    """An API over `worker`. While the app runs, the worker's loop and the metrics sampler run."""
+    metrics = metrics or Metrics(worker)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        worker.start()
+        metrics.start()
+        yield
+        metrics.stop()
+        worker.stop()
+
+    app = FastAPI(
+        title=f"cube worker {worker.name}",
+        description="The worker of a small container orchestrator: queue tasks, watch them run.",
+        lifespan=lifespan,
+    )
+    app.add_middleware(_LimitBody)
+    _install_error_handlers(app)
+
+    @app.post("/tasks", status_code=201, summary="Queue a task event: start (SCHEDULED) or stop (COMPLETED)")
+    def post_task(event: TaskEvent) -> dict:
+        spec = event.task.model_dump(exclude_unset=True)
+        known = _find(worker, event.task.id) if event.task.id else None
+        if event.state == "COMPLETED":
+            if event.task.id is None:
+                raise Problem(422, "a stop needs the id of the task to stop", "body.task.id")
+            return _stop(worker, _known(worker, event.task.id))
+        if known and not valid_state_transition(known.state, State.SCHEDULED):
+            raise Problem(409, f"task {known.id} is {known.state}: it cannot be started again", "body.state")
+        base = known.to_dict() if known else {}
+        base.update({k: (str(v) if k == "id" else v) for k, v in spec.items()})
+        base = {k: v for k, v in base.items() if k in TaskSpec.model_fields}
+        try:
+            task = Task.from_dict({**base, "state": "SCHEDULED"})
+        except ValueError as e:
+            field = str(e).split(":")[0]
+            raise Problem(
+                422, str(e), f"body.task.{field}" if field in TaskSpec.model_fields else "body.task"
+            ) from None
+        worker.add_task(task)
+        return task.to_dict()
+
+    @app.get("/tasks", summary="Every task the worker knows, and those waiting to be taken (PENDING)")
+    def get_tasks() -> list[dict]:
+        return [t.to_dict() for t in _all(worker)]
+
+    @app.get("/tasks/{task_id}", summary="One task, and what the engine says of its container now")
+    def get_task(task_id: uuid.UUID) -> dict:
+        task = _known(worker, task_id)
+        return {**task.to_dict(), "container": _container(worker, task)}
+
+    @app.delete("/tasks/{task_id}", status_code=204, summary="Stop a task (queued as COMPLETED)")
+    def delete_task(task_id: uuid.UUID) -> Response:
+        _stop(worker, _known(worker, task_id))
+        return Response(status_code=204)
+
+    @app.get("/tasks/{task_id}/history", summary="A task's transitions, oldest first")
+    def get_history(task_id: uuid.UUID) -> list[dict]:
+        _known(worker, task_id)
+        return [
+            {"time": t.time.isoformat(), "task_id": str(t.task_id), "src": t.src and t.src.name,
+             "dst": t.dst.name, "reason": t.reason}
+            for t in worker.history(task_id)
+        ]  # fmt: skip
+
+    @app.get("/stats", summary="The machine, the task count and states, each running task's CPU and memory")
+    def get_stats() -> dict:
+        return metrics.snapshot()
+
+    return app
+
+
+def _all(worker: Worker) -> list[Task]:
+    """The worker's records, then the tasks only queued so far, shown as PENDING: not yet taken."""
+    db = worker.db
+    waiting = {}
+    for t in worker.queue:
+        if t.id not in db and t.id not in waiting:
+            waiting[t.id] = replace(t, state=State.PENDING)
+    return [*db.values(), *waiting.values()]
+
+
+def _find(worker: Worker, task_id: uuid.UUID) -> Task | None:
+    return next((t for t in _all(worker) if t.id == task_id), None)
+
+
+def _known(worker: Worker, task_id: uuid.UUID) -> Task:
+    task = _find(worker, task_id)
+    if task is None:
+        raise Problem(404, f"worker {worker.name} has no task {task_id}", "path.task_id")
+    return task
+
+
+def _stop(worker: Worker, task: Task) -> dict:
+    if task.state in FINAL_STATES:
+        raise Problem(
+            409, f"task {task.id} is already {task.state}: there is nothing to stop", "path.task_id"
+        )
+    worker.add_task(replace(task, state=State.COMPLETED))
+    return replace(task, state=State.COMPLETED).to_dict()
+
+
+def _container(worker: Worker, task: Task) -> dict | None:
+    """What the engine says of the task's container now, or null if it never had one."""
+    if not task.container_id:
+        return None
+    try:
+        seen = Docker(client=worker.client).inspect(task.container_id)
+    except ENGINE_ERRORS as e:
+        why = "no engine answers" if is_unreachable(e) else "the engine refused to say"
+        return {"status": "unknown", "exit_code": None, "host_ports": {}, "error": why}
+    return {"status": seen.status, "exit_code": seen.exit_code, "host_ports": seen.host_ports}
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(Problem)
+    async def problem(request: Request, e: Problem) -> JSONResponse:
+        return JSONResponse({"error": e.error, "where": e.where}, status_code=e.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, e: RequestValidationError) -> JSONResponse:
+        kind = request.headers.get("content-type", "")
+        if request.method == "POST" and "json" not in kind:
+            error = f"the body must be JSON, sent with Content-Type: application/json (not {kind or 'none'})"
+            return JSONResponse({"error": error, "where": "header.content-type"}, status_code=415)
+        errors = [{"where": ".".join(map(str, err["loc"])), "error": _sentence(err)} for err in e.errors()]
+        status = 400 if any(err["type"] == "json_invalid" for err in e.errors()) else 422
+        first = errors[0] if errors else {"where": None, "error": "the request is not valid"}
+        return JSONResponse({**first, "errors": errors}, status_code=status)
+
+    @app.exception_handler(HTTPException)
+    async def http(request: Request, e: HTTPException) -> JSONResponse:
+        where = f"{request.method} {request.url.path}"
+        error = {
+            404: f"there is no {request.url.path} here; the endpoints are listed at /docs",
+            405: f"{request.method} is not allowed on {request.url.path}",
+        }.get(e.status_code, str(e.detail))
+        return JSONResponse({"error": error, "where": where}, status_code=e.status_code, headers=e.headers)
+
+
+def _sentence(err: dict) -> str:
+    """Pydantic's message for one error, as a sentence naming the field."""
+    where = ".".join(str(p) for p in err["loc"][1:]) or "the body"
+    if err["type"] == "extra_forbidden":
+        return f"{where}: not a field a request may set (see /docs for the fields)"
+    if err["type"] == "model_attributes_type" and len(err["loc"]) == 1:
+        return 'the body must be a JSON object: {"state": "SCHEDULED", "task": {"image": "..."}}'
+    if err["type"] == "missing":
+        return f"{where}: missing"
+    if err["type"] == "json_invalid":
+        return (
+            f"the body is not valid JSON: {err['ctx']['error']}"
+            if "ctx" in err
+            else "the body is not valid JSON"
+        )
+    return f"{where}: {err['msg']}"
+
+
+class _LimitBody:
+    """Refuse a body over MAX_BODY bytes with 413, before reading all of it."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        length = dict(scope["headers"]).get(b"content-length")
+        if length and length.isdigit() and int(length) > MAX_BODY:
+            return await _too_large(send)
+        seen = 0
+
+        async def counted():
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > MAX_BODY:
+                raise _TooLarge
+            return message
+
+        try:
+            await self.app(scope, counted, send)
+        except _TooLarge:
+            await _too_large(send)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _too_large(send) -> None:
+    body = f'{{"error": "the body is larger than {MAX_BODY} bytes", "where": "body"}}'.encode()
+    await send(
+        {"type": "http.response.start", "status": 413, "headers": [(b"content-type", b"application/json")]}
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+class Server:
+    """A worker's API served on a thread, for a notebook or a test: `with Server(worker) as s:`.
+
+    Args:
+        worker: the worker to serve; its loop runs while the server does.
+        host, port: where to listen; port 0 picks a free one (see .url).
+    """
+
+    def __init__(
+        self, worker: Worker, host: str = "127.0.0.1", port: int = 0, access_log: bool = False
+    ) -> None:
+        self.worker = worker
+        self._socket = socket.create_server((host, port))
+        self.host, self.port = self._socket.getsockname()[:2]
+        self.url = f"http://{self.host}:{self.port}"
+        config = uvicorn.Config(
+            create_app(worker),
+            log_level="warning",
+            access_log=access_log,
+            lifespan="on",
+            timeout_graceful_shutdown=2,
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True
+        )
+        self._thread.start()
+        while not self._server.started and self._thread.is_alive():
+            self._thread.join(0.02)
+
+    def stop(self) -> None:
+        """Stop serving (and the worker's loop); the worker itself stays open."""
+        self._server.should_exit = True
+        self._thread.join(10)
+        with suppress(OSError):
+            self._socket.close()
+
+    def __enter__(self) -> "Server":
+        return self
+
+    def __exit__(self, *_) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        return f"Server({self.worker.name!r}, url={self.url!r})"
