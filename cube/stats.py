@@ -19,7 +19,6 @@ import logging
 import os
 import threading
 from collections.abc import Callable
-from contextlib import suppress
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
@@ -67,7 +66,7 @@ class Metrics:
         self._cpu = psutil.cpu_times()  # the baseline for the first CPU percentage
         self._cpu_percent: float | None = None
         self._followed: dict[str, tuple[float | None, int | None]] = {}  # container -> (cpu %, memory)
-        self._streams: dict[str, object] = {}  # container -> its open stats stream
+        self._readers: dict[str, threading.Thread] = {}  # container -> the thread reading its stream
         self._latest: dict | None = None
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -84,16 +83,13 @@ class Metrics:
         self._thread.start()
 
     def stop(self) -> None:
-        """Stop sampling and close every stats stream."""
+        """Stop sampling; each stats stream is closed by its reader at its next frame (<= 1 s)."""
         self._stopping.set()
         with self._lock:
-            streams, self._streams = list(self._streams.values()), {}
-        for stream in streams:
-            with suppress(*ENGINE_ERRORS, OSError):
-                stream.close()
-        if self._thread:
-            self._thread.join(5)
-            self._thread = None
+            threads = [self._thread, *self._readers.values()]
+        for thread in filter(None, threads):
+            thread.join(5)
+        self._thread = None
 
     def subscribe(self, listener: Callable[[dict], None]) -> Callable[[], None]:
         """Call listener(snapshot) after each sample; returns a function to unsubscribe."""
@@ -158,29 +154,30 @@ class Metrics:
         )
 
     def _follow(self, container_id: str) -> None:
-        """Open the container's stats stream, unless it is open already, and read it on a thread."""
+        """Read the container's stats stream on a thread of its own, unless one does already."""
         with self._lock:
-            if container_id in self._streams:
+            if container_id in self._readers:
                 return
-            try:
-                self._client = self._client or connect(self.worker.client)
-                stream = self._client.api.stats(container_id, stream=True, decode=True)
-            except ENGINE_ERRORS as e:
-                log.info("no stats for container %s: %s", container_id[:12], e)
-                return
-            self._streams[container_id] = stream
-        threading.Thread(target=self._read, args=(container_id, stream), daemon=True).start()
+            reader = threading.Thread(
+                target=self._read, args=(container_id,), name="cube-metrics-stream", daemon=True
+            )
+            self._readers[container_id] = reader
+        reader.start()
 
-    def _read(self, container_id: str, stream) -> None:
+    def _read(self, container_id: str) -> None:
         try:
+            self._client = self._client or connect(self.worker.client)
+            stream = self._client.api.stats(container_id, stream=True, decode=True)
             for frame in stream:
                 self._followed[container_id] = (_container_cpu(frame), _container_memory(frame))
-        except (*ENGINE_ERRORS, OSError, ValueError):
-            pass  # the stream was closed, or the engine went away: the next sample opens another
+                if self._stopping.is_set():
+                    stream.close()  # on this thread: a generator cannot be closed from another
+                    break
+        except (*ENGINE_ERRORS, OSError, ValueError) as e:
+            log.info("stats of container %s ended: %s", container_id[:12], e)  # the next sample retries
         finally:
             with self._lock:
-                if self._streams.get(container_id) is stream:
-                    del self._streams[container_id]
+                del self._readers[container_id]
                 self._followed.pop(container_id, None)
 
     def _keep_sampling(self) -> None:

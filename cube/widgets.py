@@ -22,6 +22,7 @@ import ipywidgets as widgets
 
 from cube.image import DEMO_IMAGE, ensure_demo_image
 from cube.state import State, valid_state_transition
+from cube.stats import Metrics
 from cube.task import Task
 from cube.worker import Worker
 
@@ -72,6 +73,10 @@ class ControlPanel(widgets.VBox):
         self._shown = ""
         self._drawing = threading.Lock()  # the worker's threads, the job thread and clicks all redraw
         self._unsubscribe = worker.subscribe(lambda _: self._redraw())
+        self._usage: dict[str, tuple] = {}  # task id -> (cpu %, memory bytes), from the metrics
+        self.metrics = Metrics(worker)
+        self.metrics.subscribe(self._took_sample)
+        self.metrics.start()
         self.refresh()
 
     def __repr__(self) -> str:
@@ -125,6 +130,7 @@ class ControlPanel(widgets.VBox):
 
     def close(self) -> None:
         self._unsubscribe()
+        self.metrics.stop()
         self._jobs.shutdown(wait=False, cancel_futures=True)
         super().close()
 
@@ -133,7 +139,7 @@ class ControlPanel(widgets.VBox):
         with self._drawing:
             tasks = list(self.worker.db.values())
             queued = self.worker.queue
-            shown = _tasks_table(tasks, queued)
+            shown = _tasks_table(tasks, queued, self._usage)
             if shown == self._shown:
                 return
             self._shown = shown
@@ -190,6 +196,10 @@ class ControlPanel(widgets.VBox):
         color = "#b00020" if error else "inherit"
         self.message.value = f'<span style="color:{color}">{html.escape(text)}</span>'
 
+    def _took_sample(self, sample: dict) -> None:
+        self._usage = {t["id"]: (t["cpu_percent"], t["memory_bytes"]) for t in sample["tasks"]}
+        self._redraw()
+
     def _redraw(self) -> None:
         try:
             self.refresh()
@@ -212,9 +222,15 @@ def _describe(action: str, result: str, container_id: str) -> str:
     return f"Nothing to do: {result}."
 
 
-def _tasks_table(tasks: list[Task], queued: list[Task]) -> str:
+def _tasks_table(tasks: list[Task], queued: list[Task], usage: dict[str, tuple]) -> str:
     def when(t):
         return t.strftime("%H:%M:%S") if t else ""
+
+    def used(task: Task) -> str:
+        cpu, memory = usage.get(str(task.id), (None, None)) if task.state is State.RUNNING else ("", "")
+        cpu = "…" if cpu is None else cpu if cpu == "" else f"{cpu:.0f} %"
+        memory = "…" if memory is None else memory if memory == "" else f"{memory / 2**20:.1f} MiB"
+        return f"<td>{cpu}</td><td>{memory}</td>"
 
     def port_links(task: Task) -> str:
         if task.state is not State.RUNNING:
@@ -226,7 +242,7 @@ def _tasks_table(tasks: list[Task], queued: list[Task]) -> str:
 
     rows = "".join(
         f"<tr><td>{html.escape(t.name)}</td><td>{t.state}</td><td><code>{t.container_id[:12]}</code></td>"
-        f"<td>{port_links(t)}</td><td>{when(t.start_time)}</td><td>{when(t.finish_time)}</td>"
+        f"<td>{port_links(t)}</td>{used(t)}<td>{when(t.start_time)}</td><td>{when(t.finish_time)}</td>"
         f"<td>{html.escape(t.reason)}</td></tr>"
         for t in tasks
     )
@@ -234,7 +250,8 @@ def _tasks_table(tasks: list[Task], queued: list[Task]) -> str:
     return (
         f"<style>{_TABLE_CSS}</style>"
         '<table class="cube-tasks"><thead><tr><th>Name</th><th>State</th><th>Container</th>'
-        "<th>Port</th><th>Started (UTC)</th><th>Finished (UTC)</th><th>Why</th></tr></thead>"
+        "<th>Port</th><th>CPU</th><th>Memory</th><th>Started (UTC)</th><th>Finished (UTC)</th><th>Why</th>"
+        "</tr></thead>"
         f"<tbody>{rows}</tbody></table><p>Queue: {waiting}</p>"
     )
 

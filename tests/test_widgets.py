@@ -1,5 +1,6 @@
 """The control panel driven from Python: set its inputs, click its buttons, check db and engine."""
 
+import re
 import time
 
 import docker
@@ -147,3 +148,14 @@ def test_the_panel_drives_a_started_worker_and_redraws_when_told(panel, client):
     assert _eventually(lambda: "FAILED" in panel.table.value), "the worker saw it, the panel was told"
     assert "exited with code 137 (killed by SIGKILL)" in panel.table.value
     assert panel.running.options == ()
+
+
+def test_the_table_shows_each_running_tasks_cpu_and_memory(panel):
+    panel.worker.add_task(
+        Task(image=DEMO_IMAGE, state=State.SCHEDULED, cmd=["sh", "-c", "while :; do :; done"])
+    )
+    panel.worker.run_task()
+    # one busy core, measured over a second by the engine's stats stream: read as tens of percent
+    assert _eventually(
+        lambda: re.search(r"<td>\d{2,3} %</td><td>\d+\.\d MiB</td>", panel.table.value), seconds=8
+    )
