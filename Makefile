@@ -49,6 +49,7 @@ browser: $(VENV)/.installed
 bench: setup
 	$(BIN)/python benchmarks/bench_worker.py
 	$(BIN)/python benchmarks/bench_loop.py
+	$(BIN)/python benchmarks/bench_api.py
 
 clean:
 	rm -rf $(VENV) *.egg-info
