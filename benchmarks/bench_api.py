@@ -105,8 +105,9 @@ def main() -> int:
             for run in range(args.runs):
                 order = ["api", "worker"] if run % 2 == 0 else ["worker", "api"]
                 for way in order:
-                    times[way].append(via_api(http, client) if way == "api" else via_worker(worker, client))
-                    print(f"  {way:6} {times[way][-1][0] * 1000:5.0f} ms to RUNNING, {times[way][-1][1] * 1000:5.0f} ms to gone")
+                    start, stop = via_api(http, client) if way == "api" else via_worker(worker, client)
+                    times[way].append((start, stop))
+                    print(f"  {way:6} {start * 1000:5.0f} ms to RUNNING, {stop * 1000:5.0f} ms to gone")
     finally:
         server.terminate()
         server.wait(10)
