@@ -1,15 +1,22 @@
 """`python -m cube worker ...`: a worker and its HTTP API, in one process, until Ctrl-C or SIGTERM."""
 
 import argparse
+import copy
 import logging
+import signal
 import socket
 import sys
 
 import uvicorn
 
-from cube.api import create_app
+from cube.api import create_app, listen
 from cube.store import StoreInUse
 from cube.worker import Worker
+
+# uvicorn's own logging, with the request log on stderr beside the rest: stdout says only where
+# the worker listens and that it stopped.
+_LOGS = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
+_LOGS["handlers"]["access"]["stream"] = "ext://sys.stderr"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,16 +45,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cube worker: {e}", file=sys.stderr)
         return 2
     try:
-        listener = socket.create_server((args.host, args.port))
+        listener = listen(args.host, args.port)
     except OSError as e:
         print(f"cube worker: cannot listen on {args.host}:{args.port}: {e.strerror}", file=sys.stderr)
         worker.close()
         return 2
     host, port = listener.getsockname()[:2]
     print(f"cube worker {worker.name} listening on http://{host}:{port} (API docs: /docs)", flush=True)
-    server = uvicorn.Server(uvicorn.Config(create_app(worker), lifespan="on", timeout_graceful_shutdown=2))
+    config = uvicorn.Config(create_app(worker), lifespan="on", timeout_graceful_shutdown=2, log_config=_LOGS)
+    server = uvicorn.Server(config)
+    # uvicorn stops on SIGINT and SIGTERM, then raises the signal again for the handler that was there
+    # before it; with these, that second time does nothing and the worker is closed below.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: None)
     try:
-        server.run(sockets=[listener])  # stops cleanly on Ctrl-C (SIGINT) and SIGTERM
+        server.run(sockets=[listener])
     finally:
         worker.close()
     print(f"cube worker {worker.name} stopped", flush=True)

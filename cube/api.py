@@ -29,6 +29,7 @@ import uvicorn
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 
@@ -48,12 +49,13 @@ class TaskSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    id: uuid.UUID | None = Field(None, description="omit for a new task; the worker's id to stop one")
+    # JSON has no uuid type: an id comes as a string, which strict mode would refuse
+    id: uuid.UUID | None = Field(None, strict=False, description="omit for a new task; its id to stop it")
     name: str = Field("", description="the container's name; empty lets Docker choose", examples=["web-1"])
     image: str = Field("", examples=["cube/helloworld-http:latest"])
     cpu: float = Field(0.0, description="cores, 0 for no limit")
-    memory: int = Field(0, description="bytes, 0 for no limit")
-    disk: int = 0
+    memory: int = Field(0, le=2**63 - 1, description="bytes, 0 for no limit")
+    disk: int = Field(0, le=2**63 - 1)
     exposed_ports: list[str] = Field(default_factory=list, examples=[["80/tcp"]])
     port_bindings: dict[str, str] = Field(default_factory=dict, description='e.g. {"80/tcp": "8080"}')
     restart_policy: str = Field("", description='"", "always", "unless-stopped" or "on-failure"')
@@ -89,7 +91,7 @@ def create_app(worker: Worker, metrics: Metrics | None = None) -> FastAPI:
         metrics.stop()
         worker.stop()
 
-    app = FastAPI(
+    app = FastAPIOffline(  # FastAPI, with /docs served from the package, not a CDN
         title=f"cube worker {worker.name}",
         description="The worker of a small container orchestrator: queue tasks, watch them run.",
         lifespan=lifespan,
@@ -99,12 +101,12 @@ def create_app(worker: Worker, metrics: Metrics | None = None) -> FastAPI:
 
     @app.post("/tasks", status_code=201, summary="Queue a task event: start (SCHEDULED) or stop (COMPLETED)")
     def post_task(event: TaskEvent) -> dict:
-        spec = event.task.model_dump(exclude_unset=True)
+        spec = {k: v for k, v in event.task.model_dump(exclude_unset=True).items() if v is not None}
         known = _find(worker, event.task.id) if event.task.id else None
         if event.state == "COMPLETED":
             if event.task.id is None:
                 raise Problem(422, "a stop needs the id of the task to stop", "body.task.id")
-            return _stop(worker, _known(worker, event.task.id))
+            return _stop(worker, _known(worker, event.task.id, "body.task.id"), "body.task.id")
         if known and not valid_state_transition(known.state, State.SCHEDULED):
             raise Problem(409, f"task {known.id} is {known.state}: it cannot be started again", "body.state")
         base = known.to_dict() if known else {}
@@ -113,7 +115,7 @@ def create_app(worker: Worker, metrics: Metrics | None = None) -> FastAPI:
         try:
             task = Task.from_dict({**base, "state": "SCHEDULED"})
         except ValueError as e:
-            field = str(e).split(":")[0]
+            field = str(e).split(":")[0].split("/")[0]
             raise Problem(
                 422, str(e), f"body.task.{field}" if field in TaskSpec.model_fields else "body.task"
             ) from None
@@ -164,18 +166,16 @@ def _find(worker: Worker, task_id: uuid.UUID) -> Task | None:
     return next((t for t in _all(worker) if t.id == task_id), None)
 
 
-def _known(worker: Worker, task_id: uuid.UUID) -> Task:
+def _known(worker: Worker, task_id: uuid.UUID, where: str = "path.task_id") -> Task:
     task = _find(worker, task_id)
     if task is None:
-        raise Problem(404, f"worker {worker.name} has no task {task_id}", "path.task_id")
+        raise Problem(404, f"worker {worker.name} has no task {task_id}", where)
     return task
 
 
-def _stop(worker: Worker, task: Task) -> dict:
+def _stop(worker: Worker, task: Task, where: str = "path.task_id") -> dict:
     if task.state in FINAL_STATES:
-        raise Problem(
-            409, f"task {task.id} is already {task.state}: there is nothing to stop", "path.task_id"
-        )
+        raise Problem(409, f"task {task.id} is already {task.state}: there is nothing to stop", where)
     worker.add_task(replace(task, state=State.COMPLETED))
     return replace(task, state=State.COMPLETED).to_dict()
 
@@ -203,19 +203,32 @@ def _install_error_handlers(app: FastAPI) -> None:
         if request.method == "POST" and "json" not in kind:
             error = f"the body must be JSON, sent with Content-Type: application/json (not {kind or 'none'})"
             return JSONResponse({"error": error, "where": "header.content-type"}, status_code=415)
-        errors = [{"where": ".".join(map(str, err["loc"])), "error": _sentence(err)} for err in e.errors()]
+        errors = [{"where": _where(err), "error": _sentence(err)} for err in e.errors()]
         status = 400 if any(err["type"] == "json_invalid" for err in e.errors()) else 422
         first = errors[0] if errors else {"where": None, "error": "the request is not valid"}
         return JSONResponse({**first, "errors": errors}, status_code=status)
 
     @app.exception_handler(HTTPException)
     async def http(request: Request, e: HTTPException) -> JSONResponse:
-        where = f"{request.method} {request.url.path}"
-        error = {
-            404: f"there is no {request.url.path} here; the endpoints are listed at /docs",
-            405: f"{request.method} is not allowed on {request.url.path}",
-        }.get(e.status_code, str(e.detail))
-        return JSONResponse({"error": error, "where": where}, status_code=e.status_code, headers=e.headers)
+        where, headers = f"{request.method} {request.url.path}", e.headers
+        if e.status_code == 400:  # FastAPI could not parse the body at all (nested too deep, say)
+            return JSONResponse({"error": "the body is not valid JSON", "where": "body"}, status_code=400)
+        if e.status_code == 405:  # Starlette names only the first route's methods
+            matching = [r for r in app.routes if r.matches(request.scope)[0].value]  # the path fits
+            allowed = sorted({m for r in matching for m in getattr(r, "methods", None) or ()})
+            headers = {"Allow": ", ".join(allowed)}
+            error = f"{request.method} is not allowed on {request.url.path}; it takes {', '.join(allowed)}"
+        elif e.status_code == 404:
+            error = f"there is no {request.url.path} here; the endpoints are listed at /docs"
+        else:
+            error = str(e.detail)
+        return JSONResponse({"error": error, "where": where}, status_code=e.status_code, headers=headers)
+
+
+def _where(err: dict) -> str:
+    if err["type"] == "json_invalid":  # its loc is ("body", the character where it went wrong)
+        return "body"
+    return ".".join(map(str, err["loc"]))
 
 
 def _sentence(err: dict) -> str:
@@ -237,43 +250,44 @@ def _sentence(err: dict) -> str:
 
 
 class _LimitBody:
-    """Refuse a body over MAX_BODY bytes with 413, before reading all of it."""
+    """Refuse a body over MAX_BODY bytes with 413, declared (Content-Length) or not (chunked).
+
+    The body is read here first, so that no route ever sees part of one that is too large.
+    """
 
     def __init__(self, app) -> None:
         self.app = app
 
     async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "DELETE"):
             return await self.app(scope, receive, send)
-        length = dict(scope["headers"]).get(b"content-length")
-        if length and length.isdigit() and int(length) > MAX_BODY:
-            return await _too_large(send)
-        seen = 0
-
-        async def counted():
-            nonlocal seen
+        length = dict(scope["headers"]).get(b"content-length", b"")
+        body, more = b"", True
+        while more and len(body) <= MAX_BODY and not (length.isdigit() and int(length) > MAX_BODY):
             message = await receive()
-            seen += len(message.get("body", b""))
-            if seen > MAX_BODY:
-                raise _TooLarge
-            return message
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+        if len(body) > MAX_BODY or (length.isdigit() and int(length) > MAX_BODY):
+            error = f'{{"error": "the body is larger than {MAX_BODY} bytes", "where": "body"}}'.encode()
+            json = [(b"content-type", b"application/json")]
+            await send({"type": "http.response.start", "status": 413, "headers": json})
+            return await send({"type": "http.response.body", "body": error})
 
-        try:
-            await self.app(scope, counted, send)
-        except _TooLarge:
-            await _too_large(send)
+        async def replay():
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
 
 
-class _TooLarge(Exception):
-    pass
+def listen(host: str, port: int) -> socket.socket:
+    """A listening socket for the API; port 0 picks a free one.
 
-
-async def _too_large(send) -> None:
-    body = f'{{"error": "the body is larger than {MAX_BODY} bytes", "where": "body"}}'.encode()
-    await send(
-        {"type": "http.response.start", "status": 413, "headers": [(b"content-type", b"application/json")]}
-    )
-    await send({"type": "http.response.body", "body": body})
+    TCP_NODELAY: without it, a small response on a kept-alive connection waits ~40 ms for the
+    client's delayed ACK (Nagle's algorithm), and every request seems slow.
+    """
+    sock = socket.create_server((host, port))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
 
 
 class Server:
@@ -288,7 +302,7 @@ class Server:
         self, worker: Worker, host: str = "127.0.0.1", port: int = 0, access_log: bool = False
     ) -> None:
         self.worker = worker
-        self._socket = socket.create_server((host, port))
+        self._socket = listen(host, port)
         self.host, self.port = self._socket.getsockname()[:2]
         self.url = f"http://{self.host}:{self.port}"
         config = uvicorn.Config(

@@ -1,6 +1,14 @@
 """Small helpers the tests share."""
 
+import re
+import signal
+import subprocess
+import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
 
 import docker
 import httpx
@@ -36,3 +44,78 @@ def page(port: int, within: float = 5.0) -> str:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.1)
+
+
+class CubeServer:
+    """A `python -m cube worker` process on port 0: its URL, and what it has printed so far.
+
+    stdout is read on a thread (uvicorn logs every request there, and a full pipe would block
+    the server); stderr goes to a file in `directory`, beside the db.
+    """
+
+    def __init__(self, directory: Path, name: str, db: str | None = "worker.db", parallel: int = 4) -> None:
+        self.name = name
+        self.log = directory / f"{name}-{time.monotonic_ns()}.log"  # one per process
+        args = [sys.executable, "-m", "cube", "worker", "--port", "0", "--name", name]
+        args += ["--parallel", str(parallel)] + (["--db", str(directory / db)] if db else [])
+        with open(self.log, "w") as log:
+            self.process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=log, text=True)
+        self.lines: list[str] = []
+        self._first = threading.Event()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        self._first.wait(30)
+        first = self.lines[0] if self.lines else ""
+        found = re.search(r"listening on (http://\S+)", first)
+        self.url = found and found.group(1)
+
+    def _read(self) -> None:
+        for line in self.process.stdout:
+            self.lines.append(line.rstrip("\n"))
+            self._first.set()
+        self._first.set()  # the process ended, perhaps before printing anything
+
+    @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1])
+
+    def stderr(self) -> str:
+        return self.log.read_text()
+
+    def stop(self, sig: int = signal.SIGTERM, within: float = 5.0) -> int | None:
+        """Send `sig` and wait up to `within` seconds; the exit status, or None if still running."""
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        try:
+            status = self.process.wait(within)
+        except subprocess.TimeoutExpired:
+            return None
+        self._reader.join(2)  # everything it printed is in self.lines
+        return status
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait(10)
+        self._reader.join(2)
+        self.process.stdout.close()
+
+
+@contextmanager
+def cube_server(directory: Path, name: str, **options) -> Iterator[CubeServer]:
+    """Run a worker process (CubeServer) and kill it afterwards, however the test ended.
+
+    The containers it made are left for the caller to remove (see remove_containers)."""
+    server = CubeServer(directory, name, **options)
+    try:
+        assert server.url, f"the worker printed no URL: {server.lines}\n{server.stderr()[-3000:]}"
+        yield server
+    finally:
+        server.kill()
+
+
+def remove_containers(client: docker.DockerClient, worker: str) -> None:
+    """Remove every container labelled for `worker`, running or not."""
+    for c in mine(client, worker=worker):
+        with suppress(docker.errors.NotFound, docker.errors.APIError):  # already being removed
+            c.remove(force=True)

@@ -3,6 +3,9 @@
 The test serves a copy of notebook 04 (so the browser's autosave never touches the repository),
 runs all its cells, clicks Enqueue and Run next, follows the port link to the web server, clicks
 Stop, and checks with the engine that the container is gone.
+
+A second test opens a worker API's /docs page (Swagger UI), starts a task from it with "Try it
+out" and "Execute", and checks with the worker that the task runs.
 """
 
 import json
@@ -21,7 +24,8 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
-from cube import LABEL_WORKER
+from cube import DEMO_IMAGE, LABEL_WORKER, State, Worker
+from cube.api import Server
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = "04-putting-it-together.ipynb"
@@ -160,3 +164,55 @@ def test_control_panel_starts_serves_and_stops_a_container(lab, page):
     expect(row).to_contain_text("COMPLETED", timeout=30_000)
     with pytest.raises(docker.errors.NotFound):
         docker.from_env().containers.get(container_id)
+
+
+@pytest.fixture
+def api_server(client):
+    """A worker's API on a free port of 127.0.0.1, in this process; its containers removed after."""
+    worker = Worker(f"test-docs-{uuid.uuid4().hex[:8]}", client)
+    server = Server(worker)
+    yield server
+    server.stop()
+    worker.close()
+    for c in client.containers.list(all=True, filters={"label": f"{LABEL_WORKER}={worker.name}"}):
+        c.remove(force=True)
+
+
+def test_the_api_docs_page_starts_a_task(api_server, page):
+    failed = []
+    page.on("requestfailed", lambda r: failed.append(f"{r.url}: {r.failure}"))
+    page.goto(f"{api_server.url}/docs")
+    post = page.locator(".opblock-post", has_text="/tasks").first
+    try:
+        expect(post).to_be_visible(timeout=15_000)
+    except AssertionError:
+        pytest.fail(f"/docs shows no operations; requests that failed: {failed}")
+
+    post.locator(".opblock-summary").click()
+    post.get_by_role("button", name="Try it out").click()
+    body = {"state": "SCHEDULED", "task": {"name": f"{api_server.worker.name}-web", "image": DEMO_IMAGE,
+                                           "exposed_ports": ["80/tcp"]}}  # fmt: skip
+    post.locator("textarea.body-param__text").fill(json.dumps(body))
+    post.get_by_role("button", name="Execute").click()
+
+    response = post.locator(".live-responses-table .response").first
+    expect(response.locator(".response-col_status")).to_have_text("201", timeout=10_000)
+    answer = json.loads(response.locator(".response-col_description pre").first.inner_text())
+    assert (answer["name"], answer["state"]) == (body["task"]["name"], "SCHEDULED")
+
+    task_id = uuid.UUID(answer["id"])
+    worker = api_server.worker
+    deadline = time.monotonic() + 20
+    while task_id not in worker.db or worker.db[task_id].state is not State.RUNNING:
+        assert time.monotonic() < deadline, worker.db.get(task_id)
+        time.sleep(0.1)
+    task = worker.db[task_id]
+    r = httpx.get(f"http://127.0.0.1:{task.host_ports['80/tcp']}/", timeout=5)
+    assert r.text.strip() == f"Hello from {task.container_id[:12]}"
+
+    assert httpx.delete(f"{api_server.url}/tasks/{task_id}", timeout=5).status_code == 204
+    while worker.db[task_id].state is not State.COMPLETED:
+        assert time.monotonic() < deadline + 10, worker.db[task_id]
+        time.sleep(0.1)
+    with pytest.raises(docker.errors.NotFound):
+        docker.from_env().containers.get(task.container_id)
