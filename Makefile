@@ -40,10 +40,10 @@ image: $(VENV)/.installed engine
 
 browser: $(VENV)/.installed
 	@bash scripts/browser.sh $(BIN)/python
-	@# the two-engine tests make a bridge for their second dockerd with `ip`
-	@if ! command -v ip >/dev/null 2>&1 && [ -f /etc/debian_version ] && [ "$$(id -u)" = 0 ]; then \
-		echo "cube: installing Debian's iproute2 for the two-engine tests" >&2; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2 >/dev/null; \
+	@# the two-engine tests make a bridge with `ip`; notebook 06 shows its calls with curl
+	@if ! { command -v ip && command -v curl; } >/dev/null 2>&1 && [ -f /etc/debian_version ] && [ "$$(id -u)" = 0 ]; then \
+		echo "cube: installing Debian's iproute2 and curl for the tests" >&2; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2 curl >/dev/null; \
 	fi
 
 bench: setup

@@ -210,11 +210,16 @@ def _container_memory(frame: dict) -> int | None:
 
 def _busy_percent(before, after) -> float | None:
     """The share of CPU time spent busy between two psutil.cpu_times() samples, in percent."""
-    total = sum(after) - sum(before)
+    # On Linux, guest time is already counted in user time (psutil's own cpu_percent does the same)
+    total = sum(after) - sum(before) - _guest(after) + _guest(before)
     if total <= 0:
         return None
     idle = (after.idle + getattr(after, "iowait", 0)) - (before.idle + getattr(before, "iowait", 0))
     return round(100 * (total - idle) / total, 1)
+
+
+def _guest(times) -> float:
+    return getattr(times, "guest", 0) + getattr(times, "guest_nice", 0)
 
 
 def _age(snapshot: dict) -> float:
