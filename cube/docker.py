@@ -303,7 +303,7 @@ class Docker:
             labels=c.labels,
             nano_cpus=int(c.cpu * 1e9) or None,
             mem_limit=c.memory or None,
-            restart_policy={"Name": c.restart_policy} if c.restart_policy else None,
+            restart_policy=_restart_policy(c.restart_policy),
             ports=ports,
             publish_all_ports=True,  # also publish what the image EXPOSEs, as the book does
             init=True,
@@ -397,6 +397,14 @@ class Docker:
                 "(`make engine` in the cube folder), then try again."
             )
         return f"could not {action} {subject}: {error}"
+
+
+def _restart_policy(policy: str) -> dict | None:
+    """Docker's spelling ("on-failure:3") as the API wants it: {"Name": ..., "MaximumRetryCount": 3}."""
+    name, _, retries = policy.partition(":")
+    if name in ("", "no"):
+        return None
+    return {"Name": name, "MaximumRetryCount": int(retries or 0)}
 
 
 class _PullFailed(Exception):

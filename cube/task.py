@@ -12,14 +12,19 @@ from datetime import datetime
 
 from cube.state import State
 
-RESTART_POLICIES = ("", "always", "unless-stopped", "on-failure")
+# Docker's restart policies; "on-failure:N" gives up after N restarts, "no" is the same as "".
+RESTART_POLICIES = ("", "no", "always", "unless-stopped", "on-failure", "on-failure:N")
+MIN_MEMORY = 6 * 2**20  # Docker refuses a memory limit below 6 MiB
+MIN_CPU = 0.01  # Docker's smallest CPU limit; below it, NanoCpus would round to 0: no limit
+MAX_BYTES = 2**63 - 1  # the engine reads limits as int64
 
 # Every container cube creates carries LABEL_TASK; `docker ps --filter label=cube.task` lists them.
 LABEL_TASK = "cube.task"
 LABEL_WORKER = "cube.worker"
 
-# Docker's own rule for container names.
-_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*")
+# Docker's own rule for container names: two characters at least.
+_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+")
+_ON_FAILURE = re.compile(r"on-failure(:\d+)?")
 
 
 @dataclass
@@ -63,46 +68,81 @@ class Task:
         self.validate()
 
     def validate(self) -> None:
-        """Check every field; raise ValueError naming the first one that is impossible."""
+        """Check every field; raise ValueError naming the first one that is impossible, or that the
+        engine would refuse or quietly ignore."""
         if not isinstance(self.id, uuid.UUID):
             raise ValueError(f"id: expected a uuid.UUID, got {self.id!r}")
         if not isinstance(self.state, State):
             raise ValueError(f"state: expected a cube.State such as State.SCHEDULED, got {self.state!r}")
         if not self.image or not isinstance(self.image, str):
             raise ValueError("image: a task needs an image to run, e.g. image='cube/helloworld-http'")
-        if self.name and not _NAME.fullmatch(self.name):
+        if not isinstance(self.name, str) or self.name and not _NAME.fullmatch(self.name):
             raise ValueError(
-                f"name: {self.name!r} cannot name a container; use letters, digits, '_', '.' "
-                "or '-', starting with a letter or digit"
+                f"name: {self.name!r} cannot name a container; use two or more letters, digits, "
+                "'_', '.' or '-', starting with a letter or digit (or '' to let Docker choose)"
             )
-        if isinstance(self.cpu, bool) or not isinstance(self.cpu, int | float) or not 0 <= self.cpu < 1e6:
-            raise ValueError(f"cpu: must be a number of cores >= 0 (0 means no limit), got {self.cpu!r}")
-        for name in ("memory", "disk"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"{name}: must be a whole number of bytes >= 0 (0: no limit), got {value!r}")
-        if self.restart_policy not in RESTART_POLICIES:
+        self._check_limits()
+        policy = self.restart_policy
+        if not isinstance(policy, str) or not (
+            policy in RESTART_POLICIES[:4] or _ON_FAILURE.fullmatch(policy)
+        ):
             choices = ", ".join(map(repr, RESTART_POLICIES))
-            raise ValueError(f"restart_policy: {self.restart_policy!r} is not one of {choices}")
+            raise ValueError(f"restart_policy: {policy!r} is not one of {choices}")
         if not isinstance(self.cmd, list) or not all(isinstance(arg, str) for arg in self.cmd):
             raise ValueError(
                 f"cmd: must be a list of strings such as ['sh', '-c', 'exit 3'], got {self.cmd!r}"
             )
-        for port in (*self.exposed_ports, *self.port_bindings):
-            number, _, protocol = str(port).partition("/")
-            if not _is_port(number) or protocol not in ("", "tcp", "udp", "sctp"):
-                raise ValueError(f"exposed_ports/port_bindings: {port!r} is not a port like '80/tcp'")
-        for port, host_port in self.port_bindings.items():
-            if not _is_port(str(host_port)):
-                raise ValueError(f"port_bindings: host port {host_port!r} for {port} is not in 1-65535")
+        self._check_ports()
         for name in ("start_time", "finish_time"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, datetime) or value.tzinfo is None):
                 raise ValueError(f"{name}: must be a timezone-aware datetime or None, got {value!r}")
         if self.exit_code is not None and (type(self.exit_code) is not int):
             raise ValueError(f"exit_code: must be a whole number or None, got {self.exit_code!r}")
-        if isinstance(self.restarts, bool) or not isinstance(self.restarts, int) or self.restarts < 0:
+        if type(self.restarts) is not int or self.restarts < 0:
             raise ValueError(f"restarts: must be a whole number >= 0, got {self.restarts!r}")
+
+    def _check_limits(self) -> None:
+        cpu = self.cpu
+        if (
+            isinstance(cpu, bool)
+            or not isinstance(cpu, int | float)
+            or not (cpu == 0 or MIN_CPU <= cpu < 1e6)
+        ):
+            raise ValueError(f"cpu: must be 0 (no limit) or a number of cores from {MIN_CPU}, got {cpu!r}")
+        for name in ("memory", "disk"):
+            value = getattr(self, name)
+            if type(value) is not int or not 0 <= value <= MAX_BYTES:
+                raise ValueError(f"{name}: must be a whole number of bytes >= 0 (0: no limit), got {value!r}")
+        if 0 < self.memory < MIN_MEMORY:
+            raise ValueError(
+                f"memory: Docker's smallest limit is 6 MiB ({MIN_MEMORY} bytes), got {self.memory}"
+            )
+
+    def _check_ports(self) -> None:
+        if not isinstance(self.exposed_ports, set | frozenset | list | tuple):
+            raise ValueError(
+                f"exposed_ports: must be a set of ports like {{'80/tcp'}}, got {self.exposed_ports!r}"
+            )
+        if not isinstance(self.port_bindings, dict):
+            raise ValueError(
+                f"port_bindings: must be a dict like {{'80/tcp': '8080'}}, got {self.port_bindings!r}"
+            )
+        for field_name, ports in (
+            ("exposed_ports", self.exposed_ports),
+            ("port_bindings", self.port_bindings),
+        ):
+            for port in ports:
+                number, _, protocol = str(port).partition("/")
+                if (
+                    not isinstance(port, str)
+                    or not _is_port(number)
+                    or protocol not in ("", "tcp", "udp", "sctp")
+                ):
+                    raise ValueError(f"{field_name}: {port!r} is not a port like '80/tcp'")
+        for port, host_port in self.port_bindings.items():
+            if not _is_port(str(host_port)):
+                raise ValueError(f"port_bindings: host port {host_port!r} for {port} is not in 1-65535")
 
     def to_dict(self) -> dict:
         """The task as plain JSON types: states by name, times in ISO 8601, sets as sorted lists."""

@@ -137,11 +137,14 @@ class Worker:
         """Put a copy of `task` at the back of the queue: "bring this task to task.state".
 
         Raises:
-            TypeError: task is not a Task.
-            ValueError: the task has an impossible field (it is not queued).
+            ValueError: task is not a Task, or has an impossible field (it is not queued).
         """
         if not isinstance(task, Task):
-            raise TypeError(f"add_task takes a cube.Task, got {type(task).__name__}")
+            raise ValueError(
+                f"task: add_task takes a cube.Task, got a {type(task).__name__}; make one with "
+                "Task(image=..., state=State.SCHEDULED)"
+                + (" or Task.from_dict(d)" if isinstance(task, dict) else "")
+            )
         task.validate()
         request = copy.deepcopy(task)
         self.store.enqueue(request)

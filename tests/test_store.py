@@ -36,11 +36,11 @@ def test_a_file_keeps_tasks_queue_history_and_count_across_reopening(path):
 
 def test_the_queue_is_first_in_first_out_and_front_puts_a_request_back_first():
     s = Store(None, "w")
-    a, b, c = (Task(name=n, image="img", state=State.SCHEDULED) for n in "abc")
+    a, b, c = (Task(name=n, image="img", state=State.SCHEDULED) for n in ("aa", "bb", "cc"))
     s.enqueue(a)
     s.enqueue(b)
     s.enqueue(c, front=True)
-    assert [s.dequeue().name for _ in range(3)] == ["c", "a", "b"]
+    assert [s.dequeue().name for _ in range(3)] == ["cc", "aa", "bb"]
     assert s.dequeue() is None
 
 

@@ -101,3 +101,33 @@ def test_config_from_task_does_not_share_the_tasks_collections():
     t.port_bindings["443/tcp"] = "8443"
     assert c.exposed_ports == {"80/tcp"}
     assert c.port_bindings == {"80/tcp": "8080"}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"name": "a"}, "name"),  # Docker needs two characters
+        ({"name": 123}, "name"),
+        ({"memory": 2**20}, "memory"),  # below Docker's 6 MiB
+        ({"cpu": 0.001}, "cpu"),  # would become NanoCpus 0: no limit at all
+        ({"exposed_ports": None}, "exposed_ports"),
+        ({"exposed_ports": [80]}, "exposed_ports"),
+        ({"port_bindings": ["80/tcp"]}, "port_bindings"),
+        ({"restart_policy": "on-failure:x"}, "restart_policy"),
+        ({"memory": 2**63}, "memory"),
+    ],
+    ids=lambda v: repr(v) if isinstance(v, dict) else v,
+)
+def test_what_the_engine_would_refuse_or_ignore_is_a_value_error_naming_the_field(kwargs, field):
+    with pytest.raises(ValueError, match=f"^{field}: "):
+        Task(image="img", **kwargs)
+
+
+@pytest.mark.parametrize("policy", ["", "no", "always", "unless-stopped", "on-failure", "on-failure:3"])
+def test_dockers_own_spellings_of_restart_policies_are_accepted(policy):
+    assert Task(image="img", restart_policy=policy).restart_policy == policy
+
+
+def test_the_smallest_limits_docker_takes_are_accepted():
+    t = Task(name="ab", image="img", memory=6 * 2**20, cpu=0.01)
+    assert (t.name, t.memory, t.cpu) == ("ab", 6 * 2**20, 0.01)

@@ -296,3 +296,18 @@ def test_a_task_with_an_operation_under_way_is_not_started_again_by_another_call
     result = offline.start_task(t)
     assert result.error == "task busy is being started by another thread; try again when it is done"
     assert offline.client is None
+
+
+def test_a_dict_given_to_add_task_is_a_value_error_saying_what_to_pass(offline):
+    with pytest.raises(ValueError, match=r"^task: add_task takes a cube.Task, got a dict.*Task.from_dict"):
+        offline.add_task({"image": "img", "state": "SCHEDULED"})
+    assert offline.queue == []
+
+
+def test_the_engine_takes_the_smallest_limits_and_a_counted_restart_policy(worker, client, demo_image):
+    t = Task(image=demo_image, state=State.SCHEDULED, memory=6 * MiB, cpu=0.01, restart_policy="on-failure:3")
+    worker.add_task(t)
+    assert worker.run_task().error is None
+    host = client.containers.get(worker.db[t.id].container_id).attrs["HostConfig"]
+    assert (host["Memory"], host["NanoCpus"]) == (6 * MiB, 10_000_000)
+    assert host["RestartPolicy"] == {"Name": "on-failure", "MaximumRetryCount": 3}
