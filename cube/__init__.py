@@ -4,6 +4,7 @@
 import logging
 
 from cube.docker import Docker, DockerResult, Observed, check_engine
+from cube.doctor import doctor
 from cube.image import DEMO_IMAGE, ensure_demo_image
 from cube.state import STATE_TRANSITION_MAP, State, Transition, contains, valid_state_transition
 from cube.store import StoreInUse
@@ -30,6 +31,7 @@ __all__ = [
     "Worker",
     "check_engine",
     "contains",
+    "doctor",
     "ensure_demo_image",
     "valid_state_transition",
 ]

@@ -1,4 +1,8 @@
-"""`python -m cube worker ...`: a worker and its HTTP API, in one process, until Ctrl-C or SIGTERM."""
+"""The command line.
+
+python -m cube worker ...   a worker and its HTTP API, in one process, until Ctrl-C or SIGTERM
+python -m cube doctor       what is wrong with this machine's Docker, and the fix
+"""
 
 import argparse
 import copy
@@ -10,6 +14,7 @@ import sys
 import uvicorn
 
 from cube.api import create_app, listen
+from cube.doctor import doctor
 from cube.store import StoreInUse
 from cube.worker import Worker
 
@@ -36,7 +41,12 @@ def main(argv: list[str] | None = None) -> int:
         "--db", default=None, help="SQLite file that keeps tasks across restarts (default: memory)"
     )
     w.add_argument("--parallel", type=int, default=1, help="requests handled at once (default 1)")
+    commands.add_parser("doctor", help="check this machine's Docker for cube, and say how to fix it")
     args = parser.parse_args(argv)
+    if args.command == "doctor":
+        report = doctor()
+        print(repr(report))
+        return 0 if report.ok else 1
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     try:

@@ -19,6 +19,8 @@ from collections.abc import Callable
 import docker
 import requests
 
+from cube.docker import connect
+
 log = logging.getLogger(__name__)
 
 DEMO_IMAGE = "cube/helloworld-http:latest"
@@ -50,7 +52,7 @@ def ensure_demo_image(
         RuntimeError: no engine answers, or the build failed; the message says what to do.
     """
     try:
-        client = client or docker.from_env()
+        client = connect(client)
         if client.images.list(name=DEMO_IMAGE):
             return DEMO_IMAGE
         log.info("building %s", DEMO_IMAGE)
@@ -74,6 +76,11 @@ def ensure_demo_image(
             "(`make engine` starts one on Debian; elsewhere start Docker Desktop.)"
         ) from None
     return DEMO_IMAGE
+
+
+def builds_offline() -> bool:
+    """True if the demo image is built from this machine's static busybox: no download at all."""
+    return _is_static_executable(HOST_BUSYBOX)
 
 
 def _build_context() -> io.BytesIO:

@@ -1,0 +1,86 @@
+"""`python -m cube doctor` on this machine: with the engine, with none, with a socket this user may
+not use, and with a docker context that points elsewhere."""
+
+import hashlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from cube import doctor
+
+
+def run_doctor(env: dict | None = None, user: str | None = None) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "cube", "doctor"]
+    if user:  # as another user: root may use any socket
+        command = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups", *command]  # numeric ids
+    full_env = {k: v for k, v in os.environ.items() if k not in ("DOCKER_HOST", "DOCKER_CONTEXT")}
+    return subprocess.run(
+        command, env={**full_env, **(env or {})}, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_with_the_engine_every_check_passes_and_the_status_is_0(demo_image):
+    done = run_doctor()
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "✗" not in done.stdout
+    assert (
+        "Docker engine" in done.stdout and "the demo image cube/helloworld-http:latest is here" in done.stdout
+    )
+    assert done.stdout.strip().endswith("cube doctor: all is well")
+    assert doctor().ok  # the same from Python
+
+
+def test_with_no_engine_it_says_so_with_a_fix_and_the_status_is_1(tmp_path):
+    done = run_doctor({"DOCKER_HOST": f"unix://{tmp_path}/docker.sock"})
+    assert done.returncode == 1
+    assert f"cube talks to the engine at unix://{tmp_path}/docker.sock (set by DOCKER_HOST)" in done.stdout
+    assert "✗ there is no socket at" in done.stdout and "fix: start Docker Desktop" in done.stdout
+    assert "Traceback" not in done.stdout + done.stderr
+
+
+def test_an_address_where_nothing_answers_is_a_problem_with_a_fix():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # free: nothing listens once closed
+    done = run_doctor({"DOCKER_HOST": f"tcp://127.0.0.1:{port}"})
+    assert done.returncode == 1
+    assert f"✗ no Docker engine answers at tcp://127.0.0.1:{port}" in done.stdout
+
+
+@pytest.mark.skipif(sys.platform != "linux" or os.geteuid() != 0, reason="needs root to act as another user")
+def test_a_socket_this_user_may_not_use_is_permission_denied_with_the_docker_group_fix():
+    folder = Path(tempfile.mkdtemp(prefix="cube-doctor-"))  # not under pytest's root-only folder
+    path = folder / "docker.sock"
+    with socket.socket(socket.AF_UNIX) as s:
+        s.bind(str(path))
+        os.chmod(path, 0o600)  # root's only, as /var/run/docker.sock is root:docker 660
+        os.chmod(folder, 0o755)
+        done = run_doctor({"DOCKER_HOST": f"unix://{path}"}, user="65534")  # nobody
+    shutil.rmtree(folder)
+    assert done.returncode == 1, done.stderr
+    assert "permission denied" in done.stdout and "sudo usermod -aG docker $USER" in done.stdout
+
+
+def test_the_active_docker_context_is_followed_and_named(tmp_path):
+    # A docker CLI configuration with a context "colima" whose socket is not /var/run/docker.sock,
+    # laid out as `docker context create` writes it.
+    name, host = "colima", f"unix://{tmp_path}/colima/docker.sock"
+    meta = tmp_path / "contexts" / "meta" / hashlib.sha256(name.encode()).hexdigest()
+    meta.mkdir(parents=True)
+    (meta / "meta.json").write_text(
+        json.dumps({"Name": name, "Metadata": {}, "Endpoints": {"docker": {"Host": host}}})
+    )
+    (tmp_path / "config.json").write_text(json.dumps({"currentContext": name}))
+    done = run_doctor({"DOCKER_CONFIG": str(tmp_path)})
+    assert (
+        f"cube talks to the engine at {host} (docker context 'colima', chosen by `docker context use`)"
+        in done.stdout
+    )
+    assert done.returncode == 1 and "✗ there is no socket at" in done.stdout
