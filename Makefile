@@ -7,18 +7,25 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 ROOT_FLAG := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
+# `make lab` listens on JUPYTER_PORT (if it is taken, Jupyter tries the next ones) and takes a
+# JUPYTER_TOKEN you set, else makes one and prints the link.
+JUPYTER_PORT ?= 8888
+TOKEN_FLAG := $(if $(JUPYTER_TOKEN),--IdentityProvider.token=$(JUPYTER_TOKEN))
+LAB_SETTINGS := $(VENV)/share/jupyter/lab/settings/overrides.json
 
 .PHONY: lab test setup engine image browser bench lint clean
 
+# Serve the repository root, so that cube/ is one click away, and open the notebooks folder.
 lab: setup
-	$(BIN)/jupyter lab --notebook-dir=notebooks --ip=127.0.0.1 $(ROOT_FLAG)
+	$(BIN)/jupyter lab --ip=127.0.0.1 --port=$(JUPYTER_PORT) $(TOKEN_FLAG) $(ROOT_FLAG) \
+		--ServerApp.root_dir=. --ServerApp.default_url=/lab/tree/notebooks
 
 test: setup browser
 	$(BIN)/ruff check cube tests benchmarks conftest.py
 	$(BIN)/ruff format --check cube tests benchmarks conftest.py
 	$(BIN)/pytest
 
-setup: $(VENV)/.installed engine image
+setup: $(VENV)/.installed $(LAB_SETTINGS) engine image
 
 $(VENV)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -27,6 +34,10 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e ".[test]"
 	touch $@
+
+# JupyterLab's defaults for this venv: no news prompt, no update check.
+$(LAB_SETTINGS): scripts/jupyterlab-overrides.json $(VENV)/.installed
+	mkdir -p $(dir $@) && cp $< $@
 
 engine:
 	@bash scripts/engine.sh

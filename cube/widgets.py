@@ -24,6 +24,7 @@ from cube.image import DEMO_IMAGE, ensure_demo_image
 from cube.state import State, valid_state_transition
 from cube.stats import Metrics
 from cube.task import Task
+from cube.web import port_url
 from cube.worker import Worker
 
 log = logging.getLogger(__name__)
@@ -236,7 +237,7 @@ def _tasks_table(tasks: list[Task], queued: list[Task], usage: dict[str, tuple])
         if task.state is not State.RUNNING:
             return ", ".join(str(p) for p in task.host_ports.values())
         return ", ".join(
-            f'<a href="http://localhost:{p}" target="_blank" style="{_LINK}">{p}</a>'
+            f'<a href="{port_url(p)}" target="_blank" style="{_LINK}">{p}</a>'
             for p in task.host_ports.values()
         )
 

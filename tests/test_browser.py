@@ -58,11 +58,7 @@ def lab(tmp_path):
             cell["outputs"], cell["execution_count"] = [], None
     notebook["metadata"].pop("widgets", None)
     (tmp_path / NOTEBOOK).write_text(json.dumps(notebook))
-    settings = tmp_path / "settings" / "@jupyterlab" / "apputils-extension"
-    settings.mkdir(parents=True)
-    (settings / "notification.jupyterlab-settings").write_text(
-        json.dumps({"fetchNews": "false", "checkForUpdates": False})
-    )
+    # No settings of our own: the news prompt must stay away by the venv's overrides (make setup).
     port, token = free_port(), uuid.uuid4().hex
     env = os.environ | {
         "JUPYTERLAB_SETTINGS_DIR": str(tmp_path / "settings"),
@@ -147,14 +143,20 @@ def test_control_panel_starts_serves_and_stops_a_container(lab, page):
     row = panel.locator("table.cube-tasks tr", has_text=name)
     expect(row).to_contain_text("RUNNING", timeout=30_000)
 
+    # The port link goes through the Jupyter server (jupyter-server-proxy), so it works wherever
+    # the browser is, not only on the machine that runs the containers.
     link = row.get_by_role("link")
+    port = link.inner_text()
+    assert link.get_attribute("href") == f"/proxy/{port}/"
     with page.context.expect_page() as new_tab:
         link.click()
     site = new_tab.value
     site.wait_for_load_state()
+    assert site.url.startswith(lab.split("/lab/")[0] + f"/proxy/{port}/")
     container_id = row.locator("code").inner_text()
     expect(site.locator("body")).to_have_text(f"Hello from {container_id}")
     site.close()
+    expect(page.get_by_text("official Jupyter news")).to_have_count(0)  # no news prompt
 
     if os.environ.get("CUBE_SCREENSHOT"):
         SCREENSHOT.parent.mkdir(exist_ok=True)

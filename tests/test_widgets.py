@@ -40,7 +40,7 @@ def test_the_first_clicks_start_serve_and_stop_a_container(panel, client):
     assert container.labels[LABEL_TASK] == str(task.id)
     assert container.labels[LABEL_WORKER] == panel.worker.name
     port = task.host_ports["80/tcp"]
-    assert f'href="http://localhost:{port}"' in panel.table.value
+    assert f'href="/proxy/{port}/"' in panel.table.value  # through the Jupyter server (jupyter-server-proxy)
     assert "RUNNING" in panel.table.value
     assert httpx.get(f"http://127.0.0.1:{port}").text.strip() == f"Hello from {task.container_id[:12]}"
     assert panel.running.value == task.id
