@@ -18,7 +18,7 @@ LAB_SETTINGS := $(VENV)/share/jupyter/lab/settings/overrides.json
 # Serve the repository root, so that cube/ is one click away, and open the notebooks folder.
 lab: setup
 	$(BIN)/jupyter lab --ip=127.0.0.1 --port=$(JUPYTER_PORT) $(TOKEN_FLAG) $(ROOT_FLAG) \
-		--ServerApp.root_dir=. --ServerApp.default_url=/lab/tree/notebooks
+		--ServerApp.root_dir=. --LabApp.default_url=/lab/tree/notebooks
 
 test: setup browser
 	$(BIN)/ruff check cube tests benchmarks conftest.py

@@ -1,0 +1,34 @@
+"""The ways into the project that CI does not run end to end: the devcontainer and make lab."""
+
+import json
+import re
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_the_devcontainer_has_its_own_engine_runs_the_readmes_setup_and_forwards_jupyterlab():
+    text = re.sub(r"^\s*//.*$", "", (ROOT / ".devcontainer" / "devcontainer.json").read_text(), flags=re.M)
+    config = json.loads(text)
+    assert any(f.startswith("ghcr.io/devcontainers/features/docker-in-docker") for f in config["features"])
+    assert config["postCreateCommand"].endswith("make setup")
+    assert 8888 in config["forwardPorts"]
+
+
+def test_make_lab_serves_the_root_opens_the_notebooks_and_takes_port_and_token():
+    done = subprocess.run(
+        ["make", "-n", "lab", "JUPYTER_PORT=9999", "JUPYTER_TOKEN=s3cret"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    command = done.stdout.replace("\\\n", " ")
+    line = next(ln for ln in command.splitlines() if "jupyter lab" in ln)
+    for flag in (
+        "--port=9999",
+        "--IdentityProvider.token=s3cret",
+        "--ServerApp.root_dir=.",
+        "--LabApp.default_url=/lab/tree/notebooks",
+    ):
+        assert flag in line, line
