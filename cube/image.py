@@ -5,7 +5,8 @@ hostname to the container's short id, so each page names the container that serv
 
 The image must build where no registry can be reached (CI here), so it is made from the host's
 own static busybox in an empty (`FROM scratch`) image. Where there is no static busybox (macOS,
-Windows), it is built `FROM busybox`, which Docker Desktop pulls from Docker Hub.
+Windows, a Linux without Debian's busybox-static), it is built `FROM busybox:stable`, which Docker
+pulls from Docker Hub: the one case where building it needs the internet.
 """
 
 import io

@@ -23,7 +23,9 @@ Where cube differs from the book, and why:
   caller copy the container id by hand, and marks a failed stop COMPLETED anyway.
 - An invalid transition returns an error naming both states and changes nothing in the db. The
   book stores a task it sees for the first time even when it then refuses the transition.
-- The queue holds copies: changing a Task after add_task() does not change the request.
+- The queue holds deep copies (stored as JSON): changing a Task after add_task(), even its sets
+  and dicts, does not change the request. The book's Go queue holds struct values, whose maps
+  (ExposedPorts, PortBindings) are still shared with the caller.
 - All public methods are safe to call from several threads; the book locks nothing.
 """
 

@@ -311,3 +311,12 @@ def test_the_engine_takes_the_smallest_limits_and_a_counted_restart_policy(worke
     host = client.containers.get(worker.db[t.id].container_id).attrs["HostConfig"]
     assert (host["Memory"], host["NanoCpus"]) == (6 * MiB, 10_000_000)
     assert host["RestartPolicy"] == {"Name": "on-failure", "MaximumRetryCount": 3}
+
+
+def test_the_queued_request_shares_nothing_with_the_callers_task(offline):
+    t = Task(image="img", state=State.SCHEDULED, exposed_ports={"80/tcp"}, port_bindings={"80/tcp": "8080"})
+    offline.add_task(t)
+    t.exposed_ports.add("443/tcp")
+    t.port_bindings["80/tcp"] = "9090"
+    (queued,) = offline.queue
+    assert (queued.exposed_ports, queued.port_bindings) == ({"80/tcp"}, {"80/tcp": "8080"})
