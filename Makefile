@@ -13,7 +13,7 @@ JUPYTER_PORT ?= 8888
 TOKEN_FLAG := $(if $(JUPYTER_TOKEN),--IdentityProvider.token=$(JUPYTER_TOKEN))
 LAB_SETTINGS := $(VENV)/share/jupyter/lab/settings/overrides.json
 
-.PHONY: lab test setup engine image browser bench lint clean
+.PHONY: lab test setup engine image browser notebooks bench lint clean
 
 # Serve the repository root, so that cube/ is one click away, and open the notebooks folder.
 lab: setup
@@ -56,6 +56,12 @@ browser: $(VENV)/.installed
 		echo "cube: installing Debian's iproute2 and curl for the tests" >&2; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2 curl >/dev/null; \
 	fi
+
+# Run every notebook again and store its outputs: needed after changing code a notebook shows
+# (show_source) or whose output it prints, else nbval finds the stored outputs stale.
+notebooks: setup
+	for nb in notebooks/[0-9][0-9]-*.ipynb; do \
+		$(BIN)/jupyter nbconvert --to notebook --execute --inplace "$$nb" || exit 1; done
 
 bench: setup
 	$(BIN)/python benchmarks/bench_worker.py

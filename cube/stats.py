@@ -94,7 +94,7 @@ class Metrics:
     def subscribe(self, listener: Callable[[dict], None]) -> Callable[[], None]:
         """Call listener(snapshot) after each sample; returns a function to unsubscribe."""
         self._listeners.append(listener)
-        return lambda: self._listeners.remove(listener)
+        return lambda: listener in self._listeners and self._listeners.remove(listener)  # once is enough
 
     def snapshot(self) -> dict:
         """The latest sample as plain JSON types; one is taken now if none is recent enough."""

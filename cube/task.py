@@ -15,7 +15,7 @@ from cube.state import State
 # Docker's restart policies; "on-failure:N" gives up after N restarts, "no" is the same as "".
 RESTART_POLICIES = ("", "no", "always", "unless-stopped", "on-failure", "on-failure:N")
 MIN_MEMORY = 6 * 2**20  # Docker refuses a memory limit below 6 MiB
-MIN_CPU = 0.01  # Docker's smallest CPU limit; below it, NanoCpus would round to 0: no limit
+MIN_CPU = 0.01  # Docker's smallest CPU limit: below it the container is made, then fails to start
 MAX_BYTES = 2**63 - 1  # the engine reads limits as int64
 
 # Every container cube creates carries LABEL_TASK; `docker ps --filter label=cube.task` lists them.

@@ -75,6 +75,7 @@ class ControlPanel(widgets.VBox):
         self._drawing = threading.Lock()  # the worker's threads, the job thread and clicks all redraw
         self._unsubscribe = worker.subscribe(lambda _: self._redraw())
         self._usage: dict[str, tuple] = {}  # task id -> (cpu %, memory bytes), from the metrics
+        self._stops: set = set()  # tasks whose Stop was clicked, while they still run
         self.metrics = Metrics(worker)
         self.metrics.subscribe(self._took_sample)
         self.metrics.start()
@@ -112,6 +113,13 @@ class ControlPanel(widgets.VBox):
         if task is None or task.state is not State.RUNNING:
             self._say("No running task is chosen: start one with Enqueue and Run next.", error=True)
             return
+        asked = task.id in self._stops or any(
+            q.id == task.id and q.state is State.COMPLETED for q in self.worker.queue
+        )
+        if asked:
+            self._say(f"Stop of {task.name} is already asked for: one is enough.", error=True)
+            return
+        self._stops.add(task.id)  # until the task is no longer RUNNING (see refresh)
 
         def stop_it():
             self.worker.add_task(replace(task, state=State.COMPLETED))
@@ -140,6 +148,7 @@ class ControlPanel(widgets.VBox):
         with self._drawing:
             tasks = list(self.worker.db.values())
             queued = self.worker.queue
+            self._stops &= {t.id for t in tasks if t.state is State.RUNNING}
             shown = _tasks_table(tasks, queued, self._usage)
             if shown == self._shown:
                 return

@@ -131,7 +131,7 @@ class Worker:
         one that raises is logged and does not stop the others.
         """
         self._listeners.append(listener)
-        return lambda: self._listeners.remove(listener)
+        return lambda: listener in self._listeners and self._listeners.remove(listener)  # once is enough
 
     # --- the chapter's methods ---------------------------------------------------------------------
 

@@ -159,3 +159,21 @@ def test_the_table_shows_each_running_tasks_cpu_and_memory(panel):
     assert _eventually(
         lambda: re.search(r"<td>\d{2,3} %</td><td>\d+\.\d MiB</td>", panel.table.value), seconds=8
     )
+
+
+def test_a_second_stop_click_before_the_first_is_done_is_refused_by_the_panel(panel):
+    panel.enqueue_button.click()
+    panel.run_button.click()
+    panel.wait()
+    panel.stop_button.click()
+    panel.stop_button.click()  # at once: the first stop has not run yet
+    assert panel.last_message.startswith("Stop of ") and "already asked for" in panel.last_message
+    panel.wait()
+    assert only_task(panel).state is State.COMPLETED
+    assert panel.worker.queue == [], "one stop request, not two"
+
+
+def test_closing_a_panel_twice_is_harmless(worker, demo_image):
+    p = ControlPanel(worker)
+    p.close()
+    p.close()
