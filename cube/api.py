@@ -97,6 +97,7 @@ def create_app(worker: Worker, metrics: Metrics | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.add_middleware(_LimitBody)
+    app.add_middleware(_BehindProxy)
     _install_error_handlers(app)
 
     @app.post("/tasks", status_code=201, summary="Queue a task event: start (SCHEDULED) or stop (COMPLETED)")
@@ -277,6 +278,27 @@ class _LimitBody:
             return {"type": "http.request", "body": body, "more_body": False}
 
         await self.app(scope, replay, send)
+
+
+class _BehindProxy:
+    """Serve /docs through the Jupyter server's proxy too (cube.web.port_url).
+
+    jupyter-server-proxy passes /proxy/PORT/docs on as /docs, and says what it cut in the
+    X-Forwarded-Prefix header. Swagger's page asks for /openapi.json and its scripts by absolute
+    paths, so they must carry that prefix back, or the browser asks the Jupyter server for them.
+    """
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        prefix = (
+            dict(scope.get("headers", ())).get(b"x-forwarded-prefix") if scope["type"] == "http" else None
+        )
+        if prefix:
+            root = prefix.decode("latin-1").rstrip("/")
+            scope = {**scope, "root_path": root, "path": root + scope["path"]}
+        await self.app(scope, receive, send)
 
 
 def listen(host: str, port: int) -> socket.socket:

@@ -218,3 +218,20 @@ def test_the_api_docs_page_starts_a_task(api_server, page):
         time.sleep(0.1)
     with pytest.raises(docker.errors.NotFound):
         docker.from_env().containers.get(task.container_id)
+
+
+def test_the_api_docs_load_through_the_jupyter_servers_proxy(lab, api_server):
+    # What a learner on JupyterHub or Codespaces opens: /proxy/PORT/docs on the Jupyter server. The
+    # page must ask for its schema and scripts under the same prefix, and get them.
+    base, token = lab.split("/lab/")[0], lab.split("token=")[1]
+    prefix = f"/proxy/{api_server.port}"
+    with httpx.Client(base_url=base, params={"token": token}) as jupyter:
+        docs = jupyter.get(f"{prefix}/docs")
+        assert docs.status_code == 200 and "swagger-ui" in docs.text
+        for path in (
+            "/openapi.json",
+            "/static-offline-docs/swagger-ui-bundle.js",
+            "/static-offline-docs/swagger-ui.css",
+        ):
+            assert f"{prefix}{path}" in docs.text, path
+            assert jupyter.get(f"{prefix}{path}").status_code == 200, path

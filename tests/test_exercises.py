@@ -2,7 +2,9 @@
 with a message, and the untouched blank is "not attempted yet"."""
 
 import importlib
+import json
 import pkgutil
+from pathlib import Path
 
 import pytest
 
@@ -16,6 +18,23 @@ EXERCISES = [
     for ex in vars(importlib.import_module(f"cube.exercises.{name}")).values()
     if isinstance(ex, Exercise)
 ]
+
+
+NOTEBOOKS = sorted(Path(__file__).resolve().parents[1].glob("notebooks/[0-9][0-9]-*.ipynb"))
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.name)
+def test_every_notebook_checks_at_least_three_exercises_with_the_packages_checkers(notebook):
+    number = int(notebook.name[:2])
+    mine = [ex for ex in EXERCISES if ex.name.split(".")[0] == str(number)]
+    assert len(mine) >= 3, f"{notebook.name} has {len(mine)} checked exercises"
+    code = "\n".join(
+        "".join(c["source"]) for c in json.loads(notebook.read_text())["cells"] if c["cell_type"] == "code"
+    )
+    assert f"from cube.exercises.nb{number:02d} import" in code
+    for ex in mine:
+        q = "q" + ex.name.split(".")[1]
+        assert f"{q}.check(" in code, f"{notebook.name} never asks the learner to check {q}"
 
 
 @pytest.mark.parametrize("ex", EXERCISES, ids=lambda ex: ex.name)

@@ -1,10 +1,10 @@
 """Exercises of notebook 01: tasks and states. None of them needs a Docker engine."""
 
+import cube
 from cube.exercises import Exercise
+from cube.image import DEMO_IMAGE
 from cube.state import STATE_TRANSITION_MAP, State
 from cube.task import Task
-
-DEMO_IMAGE = "cube/helloworld-http:latest"
 
 
 def _judge_task(answer) -> str | None:
@@ -29,7 +29,7 @@ q1 = Exercise(
     "80/tcp exposed.",
     judge=_judge_task,
     hint_text="memory is a whole number of bytes, and exposed_ports a set of strings like '80/tcp'",
-    solution_code="""answer = Task(name="web-1", image=DEMO_IMAGE, state=State.SCHEDULED,
+    solution_code="""answer = Task(name="web-1", image=cube.DEMO_IMAGE, state=State.SCHEDULED,
               memory=64 * 2**20, exposed_ports={"80/tcp"})""",
     praise="a SCHEDULED task: a worker given it would start it.",
     wrong=[
@@ -38,7 +38,7 @@ q1 = Exercise(
         Task(name="web-1", image=DEMO_IMAGE, memory=64 * 2**20, exposed_ports={"80/tcp"}),
         "web-1",
     ],
-    setup=lambda: {"Task": Task, "State": State, "DEMO_IMAGE": DEMO_IMAGE},
+    setup=lambda: {"Task": Task, "State": State, "cube": cube},
 )
 
 
@@ -62,7 +62,7 @@ q2 = Exercise(
     question="Which states may a RUNNING task move to? Answer with a set of States.",
     judge=_judge_moves,
     hint_text="look up State.RUNNING in cube.STATE_TRANSITION_MAP, or try each pair in the explorer",
-    solution_code="answer = set(STATE_TRANSITION_MAP[State.RUNNING])  # {RUNNING, COMPLETED, FAILED}",
+    solution_code="answer = set(cube.STATE_TRANSITION_MAP[State.RUNNING])  # {RUNNING, COMPLETED, FAILED}",
     praise="RUNNING, COMPLETED and FAILED: stay, finish, or fail.",
     wrong=[
         {State.COMPLETED},
@@ -70,7 +70,7 @@ q2 = Exercise(
         {State.RUNNING, State.COMPLETED, State.SCHEDULED},
         State.COMPLETED,
     ],
-    setup=lambda: {"STATE_TRANSITION_MAP": STATE_TRANSITION_MAP, "State": State},
+    setup=lambda: {"cube": cube, "State": State},
 )
 
 
@@ -104,7 +104,7 @@ q3 = Exercise(
 
 def _judge_restarts(answer) -> str | None:
     if not isinstance(answer, Task):
-        return "make a Task: Task(image=DEMO_IMAGE, restart_policy=...)"
+        return "make a Task: Task(image=cube.DEMO_IMAGE, restart_policy=...)"
     policy = answer.restart_policy
     if policy == "on-failure:3":
         return None
@@ -123,7 +123,7 @@ q4 = Exercise(
     "3 times.",
     judge=_judge_restarts,
     hint_text="the error for restart_policy='sometimes' above lists every spelling Task accepts",
-    solution_code='answer = Task(image=DEMO_IMAGE, restart_policy="on-failure:3")',
+    solution_code='answer = Task(image=cube.DEMO_IMAGE, restart_policy="on-failure:3")',
     praise="'on-failure:3' is Docker's own spelling: restart after a non-zero exit, give up after 3.",
     wrong=[
         Task(image=DEMO_IMAGE, restart_policy="on-failure"),
@@ -132,5 +132,5 @@ q4 = Exercise(
         Task(image=DEMO_IMAGE),
         "on-failure:3",
     ],
-    setup=lambda: {"Task": Task, "DEMO_IMAGE": DEMO_IMAGE},
+    setup=lambda: {"Task": Task, "cube": cube},
 )

@@ -1,0 +1,314 @@
+"""Exercises of notebook 05: desired and observed state."""
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import docker
+
+import cube
+from cube.exercises import Exercise
+from cube.state import State, Transition
+from cube.task import LABEL_WORKER, Task
+from cube.worker import Worker
+
+
+def _engine_setup(exercise: str):
+    """A worker of its own (a unique name, so that teardown removes only what the solution made)
+    and a client, under the names the notebook uses."""
+
+    def setup() -> dict:
+        name = f"exercise-{exercise}-{uuid.uuid4().hex[:8]}"
+        return {"cube": cube, "Task": Task, "State": State, "w": Worker(name), "client": docker.from_env()}
+
+    return setup
+
+
+def _engine_teardown(names: dict) -> None:
+    w, client = names["w"], names["client"]
+    try:
+        for container in client.containers.list(all=True, filters={"label": f"{LABEL_WORKER}={w.name}"}):
+            container.remove(force=True)
+    finally:
+        w.close()
+        client.close()
+
+
+# --- 5.1 -------------------------------------------------------------------------------------------
+
+
+def _judge_recorded(answer) -> str | None:
+    if not callable(answer):
+        return "give a function: def recorded(exit_code): ..., then answer = recorded"
+    for code in (0, 1, 3, 127, 137, 143, 255):
+        got = answer(code)
+        if not isinstance(got, State):
+            return f"return a State, such as State.COMPLETED; recorded({code}) returned {got!r}"
+        right = State.COMPLETED if code == 0 else State.FAILED
+        if got is right:
+            continue
+        if code == 0:
+            return f"exit code 0 means the job did its work: recorded(0) should be COMPLETED, not {got}"
+        if code in (137, 143):
+            return (
+                f"exit code {code} is 128 + {code - 128}: killed by a signal. Nobody asked the worker "
+                f"to stop this task, so update_tasks() calls it a failure: recorded({code}) is FAILED"
+            )
+        return f"recorded({code}) should be FAILED: every exit code but 0 is a failure, whatever its number"
+    return None
+
+
+def _only_one(code):
+    return State.FAILED if code == 1 else State.COMPLETED
+
+
+def _sigterm_is_clean(code):
+    return State.COMPLETED if code in (0, 143) else State.FAILED
+
+
+def _words(code):
+    return "COMPLETED" if code == 0 else "FAILED"
+
+
+q1 = Exercise(
+    name="5.1",
+    question="Write recorded(exit_code): the State update_tasks() records for a RUNNING task whose "
+    "container exited by itself with that code. Then answer = recorded.",
+    judge=_judge_recorded,
+    hint_text="one exit code means the job did its work; read cube.observe.observed, shown above",
+    solution_code="""def recorded(exit_code):
+    return State.COMPLETED if exit_code == 0 else State.FAILED
+
+
+answer = recorded""",
+    praise="0 is COMPLETED, anything else FAILED, even 143: only a stop the worker was asked for "
+    "counts a SIGTERM as a clean end.",
+    wrong=[_only_one, _sigterm_is_clean, _words, State.FAILED],
+    setup=lambda: {"State": State},
+)
+
+
+# --- 5.2 -------------------------------------------------------------------------------------------
+
+
+def _judge_removed(answer) -> str | None:
+    if not isinstance(answer, tuple) or len(answer) != 3:
+        return (
+            "answer a tuple of three: (state, exit_code, reason), e.g. (rec.state, rec.exit_code, rec.reason)"
+        )
+    state, exit_code, reason = answer
+    if state is not State.FAILED:
+        return (
+            f"the state is FAILED, not {state}: nobody asked the worker to stop the task, so a "
+            "container that vanished is a failure"
+        )
+    if exit_code is not None:
+        return (
+            f"the exit code is None, not {exit_code!r}: a removed container leaves nothing behind to "
+            "ask, so the worker cannot know how its process ended"
+        )
+    if not isinstance(reason, str) or "removed" not in reason:
+        return "the reason is the sentence the worker recorded: try it, and answer rec.reason"
+    return None
+
+
+q2 = Exercise(
+    name="5.2",
+    question="A RUNNING task's container is removed behind the worker's back (docker rm -f). What "
+    "does update_tasks() record? Answer (state, exit_code, reason).",
+    judge=_judge_removed,
+    hint_text="start a task with w, remove its container with client.containers.get(...).remove(force=True), "
+    "call w.update_tasks() and read w.db[task.id]",
+    solution_code="""gone = Task(image=cube.DEMO_IMAGE, state=State.SCHEDULED)
+w.add_task(gone)
+w.run_task()
+client.containers.get(w.db[gone.id].container_id).remove(force=True)  # behind the worker's back
+w.update_tasks()
+rec = w.db[gone.id]
+answer = (rec.state, rec.exit_code, rec.reason)""",
+    praise="FAILED, with no exit code: the container is gone, and with it anything the engine knew of "
+    "how it ended.",
+    wrong=[
+        (State.FAILED, 137, "its container exited with code 137 (killed by SIGKILL)"),
+        (State.COMPLETED, None, "its container was removed outside cube"),
+        (State.FAILED, 0, "its container was removed outside cube"),
+        State.FAILED,
+    ],
+    setup=_engine_setup("5-2"),
+    teardown=_engine_teardown,
+)
+
+
+# --- 5.3 -------------------------------------------------------------------------------------------
+
+_T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+_ID = uuid.UUID("00000000-0000-4000-8000-000000000005")
+
+
+def _at(seconds: float, src: State | None, dst: State, reason: str) -> Transition:
+    return Transition(_T0 + timedelta(seconds=seconds), _ID, src, dst, reason)
+
+
+# A life like nb05-web's: started, restarted, killed, started again, stopped.
+SAMPLE_HISTORY = [
+    _at(0.0, None, State.SCHEDULED, "accepted"),
+    _at(0.2, State.SCHEDULED, State.RUNNING, "started container 0123456789ab"),
+    _at(0.5, State.RUNNING, State.RUNNING, "its container was restarted; host ports are now 80/tcp -> 32801"),
+    _at(0.7, State.RUNNING, State.FAILED, "its container exited with code 137 (killed by SIGKILL)"),
+    _at(0.8, State.FAILED, State.SCHEDULED, "asked to start again"),
+    _at(1.0, State.SCHEDULED, State.RUNNING, "started container ba9876543210"),
+    _at(1.5, State.RUNNING, State.COMPLETED, "stopped on request"),
+]
+_SECONDS = {
+    State.RUNNING: 1.0,
+    State.SCHEDULED: 0.4,
+    State.FAILED: 0.1,
+    State.COMPLETED: 0.0,
+    State.PENDING: 0.0,
+}
+
+
+def _judge_seconds_in(answer) -> str | None:
+    if not callable(answer):
+        return "give a function: def seconds_in(history, state): ..., then answer = seconds_in"
+    for state, right in _SECONDS.items():
+        got = answer(list(SAMPLE_HISTORY), state)
+        if isinstance(got, timedelta):
+            return "return a number of seconds, not a timedelta: (later - earlier).total_seconds()"
+        if isinstance(got, bool) or not isinstance(got, int | float):
+            return f"return a number of seconds; for {state} it returned {got!r}"
+        if abs(got - right) < 1e-6:
+            continue
+        if isinstance(got, int) and got < right:
+            return (
+                f"for {state} it gives {got}, not {right}: timedelta.seconds drops the fractions of a "
+                "second; use total_seconds()"
+            )
+        if state is State.COMPLETED:
+            return (
+                f"the last state has not ended: leave it out (0), rather than count it up to now "
+                f"(your function gave {got})"
+            )
+        return (
+            f"for {state} it gives {got}, not {right}: add up every stretch that begins with a move "
+            "to that state and ends at the next move (RUNNING -> RUNNING ends one stretch and "
+            "begins another)"
+        )
+    return None
+
+
+def _whole_seconds(history, state):
+    return sum(
+        (b.time - a.time).seconds for a, b in zip(history, history[1:], strict=False) if a.dst is state
+    )
+
+
+def _until_now(history, state):
+    ends = [t.time for t in history[1:]] + [datetime.now(UTC)]
+    return sum((end - t.time).total_seconds() for t, end in zip(history, ends, strict=True) if t.dst is state)
+
+
+def _first_stretch_only(history, state):
+    begin = next(t.time for t in history if t.dst is state)
+    end = next((t.time for t in history if t.src is state and t.dst is not state), begin)
+    return (end - begin).total_seconds()
+
+
+q3 = Exercise(
+    name="5.3",
+    question="Write seconds_in(history, state): how many seconds a task spent in `state`, from its "
+    "history (Transitions, oldest first), leaving out the last state, which has not ended. Then "
+    "answer = seconds_in.",
+    judge=_judge_seconds_in,
+    hint_text="each Transition begins a stretch in its dst state that lasts until the next Transition's "
+    "time; plot_timeline above walks the same pairs with zip(history, history[1:])",
+    solution_code="""def seconds_in(history, state):
+    return sum(
+        (later.time - change.time).total_seconds()
+        for change, later in zip(history, history[1:])
+        if change.dst is state
+    )
+
+
+answer = seconds_in""",
+    praise="try it on the web server: seconds_in(w.history(web.id), State.RUNNING).",
+    wrong=[_whole_seconds, _until_now, _first_stretch_only, 1.0],
+    setup=lambda: {"State": State},
+)
+
+
+# --- 5.4 -------------------------------------------------------------------------------------------
+
+
+def _judge_exit_at_once(answer) -> str | None:
+    if answer == (State.SCHEDULED, State.FAILED):
+        return None
+    if answer == (State.RUNNING, State.FAILED):
+        return (
+            "the task was never RUNNING: run() waits until the command shows up beside init, and "
+            "this one had ended before that, so nobody saw it run"
+        )
+    if answer == (State.SCHEDULED, State.COMPLETED):
+        return "`true` went there because it exited with 0; this command exits with 5, a failure"
+    if answer == (State.SCHEDULED, State.RUNNING):
+        return "a start counts only once the command runs; this one ended at once, with code 5"
+    if answer == (None, State.SCHEDULED):
+        return "that is the first move, 'accepted'; answer the one recorded when the start ends"
+    return "answer a pair (src, dst) of States, e.g. (State.SCHEDULED, State.RUNNING)"
+
+
+q4 = Exercise(
+    name="5.4",
+    question="A task's cmd is ['sh', '-c', 'exit 5']: it ends at once, with code 5. Which move does "
+    "the worker record when run_task() starts it? Answer a pair (src, dst).",
+    judge=_judge_exit_at_once,
+    hint_text="compare with `true` and `nosuch` above: did anyone see this command run, and did it succeed?",
+    solution_code="""five = Task(image=cube.DEMO_IMAGE, state=State.SCHEDULED, cmd=["sh", "-c", "exit 5"])
+w.add_task(five)
+w.run_task()
+last = w.history(five.id)[-1]
+print(last)
+answer = (last.src, last.dst)""",
+    praise="SCHEDULED -> FAILED: it never ran as far as anyone could see, and it did not succeed.",
+    wrong=[
+        (State.RUNNING, State.FAILED),
+        (State.SCHEDULED, State.COMPLETED),
+        (State.SCHEDULED, State.RUNNING),
+        State.FAILED,
+    ],
+    setup=_engine_setup("5-4"),
+    teardown=_engine_teardown,
+)
+
+
+# --- 5.5 -------------------------------------------------------------------------------------------
+
+RECONCILE_CHOICES = {
+    "A": "start a second container beside it",
+    "B": "adopt the exited container, and record the task as RUNNING",
+    "C": "remove that container and start the task again in a new one",
+    "D": "record the task as FAILED with the container's exit code",
+}
+
+
+def _judge_reconcile(answer) -> str | None:
+    letter = answer.strip().upper() if isinstance(answer, str) else answer
+    if letter == "C":
+        return None
+    return {
+        "A": "a task never has two containers: run(adopt=True) looks for the task's containers first",
+        "B": "only a running container is adopted; read Docker._adopt, shown above",
+        "D": "a start was under way, and reconcile() finishes it rather than give up on the task",
+    }.get(letter, f"answer one letter of {', '.join(RECONCILE_CHOICES)}")
+
+
+q5 = Exercise(
+    name="5.5",
+    question="Say the killed worker's container had already exited (with code 1) when the survivor "
+    "opened the file. What does the survivor do with the task? Answer a letter: "
+    + "; ".join(f"{k}: {v}" for k, v in RECONCILE_CHOICES.items()),
+    judge=_judge_reconcile,
+    hint_text="reconcile() calls _start(task, known=True), which calls run(adopt=True); read Docker._adopt",
+    solution_code="""answer = "C"  # _adopt() keeps a running container only; run() then makes a new one""",
+    praise="a running container is adopted; any other is removed and the start is done again.",
+    wrong=["A", "B", "D", "adopt"],
+)
