@@ -35,6 +35,7 @@ from datetime import datetime
 
 import docker
 import requests
+from docker.context import ContextAPI
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 
 from cube.task import Config
@@ -458,10 +459,26 @@ def _time(text: str | None) -> datetime | None:
     return datetime.fromisoformat(f"{head}.{micros}+00:00")
 
 
+def default_address() -> tuple[str, str]:
+    """Where docker.from_env() looks for the engine, and why there: DOCKER_HOST, else the active
+    docker context (as the docker CLI does), else the local socket."""
+    if os.environ.get("DOCKER_HOST"):
+        return os.environ["DOCKER_HOST"], "set by DOCKER_HOST"
+    name = os.environ.get("DOCKER_CONTEXT")
+    try:
+        context = ContextAPI.get_context(name) if name else ContextAPI.get_current_context()
+    except docker.errors.DockerException:
+        context = None
+    if context is None or (context.Name == "default" and not name):
+        return DEFAULT_ADDRESS, "the default: no DOCKER_HOST is set and no docker context is chosen"
+    source = "DOCKER_CONTEXT" if name else "`docker context use`"
+    return context.Host, f"docker context {context.Name!r}, chosen by {source}"
+
+
 def engine_address(client: docker.DockerClient | None) -> str:
     """Where `client` looks for the engine; with no client, where docker.from_env() would look."""
     if client is None:
-        return os.environ.get("DOCKER_HOST", DEFAULT_ADDRESS)
+        return default_address()[0]
     # A unix socket's path is on the transport adapter (requests' public get_adapter), not in base_url.
     path = getattr(client.api.get_adapter(client.api.base_url), "socket_path", None)
     return f"unix://{path}" if path else client.api.base_url

@@ -21,9 +21,8 @@ import shutil
 from dataclasses import dataclass, field
 
 import docker
-from docker.context import ContextAPI
 
-from cube.docker import ENGINE_ERRORS, connect, engine_address, is_unreachable
+from cube.docker import ENGINE_ERRORS, connect, default_address, is_unreachable
 from cube.image import DEMO_IMAGE, builds_offline
 
 MIN_SDK = (7, 2)
@@ -58,7 +57,7 @@ def doctor() -> Report:
     report = Report()
     add = report.checks.append
     add(_sdk())
-    address, why = _address()
+    address, why = default_address()
     add(Check(True, f"cube talks to the engine at {address} ({why})"))
     socket_check = _socket(address)
     if socket_check:
@@ -88,21 +87,6 @@ def _sdk() -> Check:
         f"Docker SDK for Python {docker.__version__} is older than 7.2: it ignores the docker context",
         "pip install -U 'docker>=7.2' (or make setup again)",
     )
-
-
-def _address() -> tuple[str, str]:
-    """Where docker.from_env() will look, and why there."""
-    if os.environ.get("DOCKER_HOST"):
-        return os.environ["DOCKER_HOST"], "set by DOCKER_HOST"
-    name = os.environ.get("DOCKER_CONTEXT")
-    try:
-        context = ContextAPI.get_context(name) if name else ContextAPI.get_current_context()
-    except docker.errors.DockerException:
-        context = None
-    if context is None or (context.Name == "default" and not name):
-        return engine_address(None), "the default: no DOCKER_HOST is set and no docker context is chosen"
-    source = "DOCKER_CONTEXT" if name else "`docker context use`"
-    return context.Host, f"docker context {context.Name!r}, chosen by {source}"
 
 
 def _socket(address: str) -> Check | None:

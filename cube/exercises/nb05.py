@@ -3,9 +3,8 @@
 import uuid
 from datetime import UTC, datetime, timedelta
 
-import docker
-
 import cube
+from cube.docker import connect
 from cube.exercises import Exercise
 from cube.state import State, Transition
 from cube.task import LABEL_WORKER, Task
@@ -18,7 +17,7 @@ def _engine_setup(exercise: str):
 
     def setup() -> dict:
         name = f"exercise-{exercise}-{uuid.uuid4().hex[:8]}"
-        return {"cube": cube, "Task": Task, "State": State, "w": Worker(name), "client": docker.from_env()}
+        return {"cube": cube, "Task": Task, "State": State, "w": Worker(name), "client": connect()}
 
     return setup
 
