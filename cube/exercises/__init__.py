@@ -13,8 +13,12 @@ An exercise module (one per notebook, nbNN.py) defines each exercise with:
 - setup/teardown (optional): what the solution needs (a worker, a client) and what to remove after.
 """
 
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+from cube.docker import connect
+from cube.task import LABEL_WORKER
 
 
 class _Blank:
@@ -81,3 +85,15 @@ class Exercise:
 
     def __repr__(self) -> str:
         return f"Exercise {self.name}: {self.question}"
+
+
+def practice_name() -> str:
+    """A worker name no one else uses, for what a solution starts (and its teardown removes)."""
+    return f"exercise-{uuid.uuid4().hex[:8]}"
+
+
+def remove_containers(worker_name: str) -> None:
+    """Remove every container labelled for this worker: what a solution left on the engine."""
+    mine = {"label": f"{LABEL_WORKER}={worker_name}"}
+    for container in connect().containers.list(all=True, filters=mine, ignore_removed=True):
+        container.remove(force=True)

@@ -6,7 +6,7 @@ import docker
 
 import cube
 from cube.docker import Docker, DockerResult, connect
-from cube.exercises import Exercise
+from cube.exercises import Exercise, practice_name, remove_containers
 from cube.image import DEMO_IMAGE
 from cube.state import State
 from cube.task import LABEL_TASK, LABEL_WORKER, Config, Task
@@ -87,14 +87,12 @@ def _setup_limited() -> dict:
         "Docker": Docker,
         "State": State,
         "cube": cube,
-        "WORKER": f"exercise-{uuid.uuid4().hex[:8]}",
+        "WORKER": practice_name(),
     }
 
 
 def _remove_containers(names: dict) -> None:
-    client = connect()
-    for c in client.containers.list(all=True, filters={"label": f"{LABEL_WORKER}={names['WORKER']}"}):
-        c.remove(force=True)
+    remove_containers(names["WORKER"])
 
 
 q2 = Exercise(

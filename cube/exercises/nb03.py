@@ -1,16 +1,15 @@
 """Exercises of notebook 03: the worker. Exercise 3.3 starts and stops a container on the engine."""
 
-import uuid
 from dataclasses import replace
 
 import docker
 
 import cube
 from cube.docker import DockerResult, connect
-from cube.exercises import Exercise
+from cube.exercises import Exercise, practice_name, remove_containers
 from cube.image import DEMO_IMAGE
 from cube.state import State
-from cube.task import LABEL_WORKER, Task
+from cube.task import Task
 from cube.worker import Worker
 
 
@@ -96,7 +95,7 @@ def _judge_always(answer) -> str | None:
 
 def _setup_worker() -> dict:
     return {
-        "practice": Worker(f"exercise-{uuid.uuid4().hex[:8]}"),
+        "practice": Worker(practice_name()),
         "Task": Task,
         "State": State,
         "cube": cube,
@@ -105,10 +104,8 @@ def _setup_worker() -> dict:
 
 
 def _close_worker(names: dict) -> None:
-    practice = names["practice"]
-    practice.close()
-    for c in connect().containers.list(all=True, filters={"label": f"{LABEL_WORKER}={practice.name}"}):
-        c.remove(force=True)
+    names["practice"].close()
+    remove_containers(names["practice"].name)
 
 
 q3 = Exercise(

@@ -7,11 +7,10 @@ from dataclasses import replace
 from types import SimpleNamespace
 
 import cube.web
-from cube.docker import connect
-from cube.exercises import Exercise
+from cube.exercises import Exercise, practice_name, remove_containers
 from cube.image import DEMO_IMAGE
 from cube.state import State, Transition
-from cube.task import LABEL_WORKER, Task
+from cube.task import Task
 from cube.widgets import ControlPanel
 from cube.worker import Worker
 
@@ -33,7 +32,7 @@ def _judge_closing(answer) -> str | None:
 
 def _setup_closing() -> dict:
     return {
-        "worker": Worker(f"exercise-{uuid.uuid4().hex[:8]}"),
+        "worker": Worker(practice_name()),
         "Task": Task,
         "State": State,
         "DEMO_IMAGE": DEMO_IMAGE,
@@ -43,10 +42,8 @@ def _setup_closing() -> dict:
 
 
 def _close_worker(names: dict) -> None:
-    worker = names["worker"]
-    worker.close()
-    for c in connect().containers.list(all=True, filters={"label": f"{LABEL_WORKER}={worker.name}"}):
-        c.remove(force=True)
+    names["worker"].close()
+    remove_containers(names["worker"].name)
 
 
 q1 = Exercise(
@@ -121,7 +118,7 @@ def _judge_again(answer) -> str | None:
 
 
 def _setup_again() -> dict:
-    worker = Worker(f"exercise-{uuid.uuid4().hex[:8]}")
+    worker = Worker(practice_name())
     bad = Task(name=f"bad-{uuid.uuid4().hex[:6]}", image="cube/no-such-image:1.0", state=State.SCHEDULED)
     worker.add_task(bad)
     worker.run_task()

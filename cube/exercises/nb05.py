@@ -5,9 +5,9 @@ from datetime import UTC, datetime, timedelta
 
 import cube
 from cube.docker import connect
-from cube.exercises import Exercise
+from cube.exercises import Exercise, remove_containers
 from cube.state import State, Transition
-from cube.task import LABEL_WORKER, Task
+from cube.task import Task
 from cube.worker import Worker
 
 
@@ -23,13 +23,8 @@ def _engine_setup(exercise: str):
 
 
 def _engine_teardown(names: dict) -> None:
-    w, client = names["w"], names["client"]
-    try:
-        for container in client.containers.list(all=True, filters={"label": f"{LABEL_WORKER}={w.name}"}):
-            container.remove(force=True)
-    finally:
-        w.close()
-        client.close()
+    names["w"].close()
+    remove_containers(names["w"].name)
 
 
 # --- 5.1 -------------------------------------------------------------------------------------------
