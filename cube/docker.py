@@ -194,13 +194,7 @@ class Docker:
             error = f"could not start task {c.name or c.image!r}: its container {why} right after it started"
             return DockerResult(error=error, action="start", container_id=container.id, observed=seen)
         log.info("started container %s (%s) from %s: %s", container.short_id, c.name, c.image, seen.status)
-        return DockerResult(
-            action="start",
-            container_id=container.id,
-            result="success",
-            host_ports=seen.host_ports,
-            observed=seen,
-        )
+        return _started(seen, "success")
 
     def _adopt(self) -> DockerResult | None:
         """Adopt a running container made for this config, removing any other; None if none runs."""
@@ -213,13 +207,7 @@ class Docker:
             return None
         seen = self.inspect(running[0].container_id)
         log.info("adopted running container %s (%s)", seen.container_id[:12], self.config.name)
-        return DockerResult(
-            action="start",
-            container_id=seen.container_id,
-            result="adopted",
-            host_ports=seen.host_ports,
-            observed=seen,
-        )
+        return _started(seen, "adopted")
 
     def stop(self, container_id: str) -> DockerResult:
         """Stop and remove the container, if it carries the config's labels (this task, this worker).
@@ -242,10 +230,9 @@ class Docker:
                     action="stop",
                     container_id=container_id,
                 )
-            api = self._connect().api
-            api.stop(container_id, timeout=STOP_TIMEOUT)
+            self._connect().api.stop(container_id, timeout=STOP_TIMEOUT)
             seen = self.inspect(container_id)
-            api.remove_container(container_id, force=True)
+            self.remove(container_id)
         except NotFound:  # removed by someone else while we were stopping it
             return DockerResult(action="stop", container_id=container_id, result="already gone")
         except APIError as e:
@@ -406,6 +393,17 @@ def _restart_policy(policy: str) -> dict | None:
     if name in ("", "no"):
         return None
     return {"Name": name, "MaximumRetryCount": int(retries or 0)}
+
+
+def _started(seen: Observed, result: str) -> DockerResult:
+    """A successful start (or adoption) of the container `seen` describes."""
+    return DockerResult(
+        action="start",
+        container_id=seen.container_id,
+        result=result,
+        host_ports=seen.host_ports,
+        observed=seen,
+    )
 
 
 class _PullFailed(Exception):

@@ -181,29 +181,16 @@ class Worker:
                     "SCHEDULED to start it or COMPLETED to stop it",
                     action="none",
                 )
-            op = "start" if queued.state is State.SCHEDULED else "stop"
-            error = self._refuse(queued, op)
-            if error is None:
-                known = self.store.task(queued.id) is not None
-                task, change = self._claim(queued, op)
-        if error:
-            return DockerResult(error=error, action="none")
-        self._notify(change)
-        return self._start(task, known) if op == "start" else self._stop(task)
+            go = self._begin(queued, "start" if queued.state is State.SCHEDULED else "stop", "none")
+        return go()
 
     def start_task(self, task: Task) -> DockerResult:
         """Start the task's container and record the task as RUNNING, or FAILED if it could not."""
         if not self._reconcile_first():
             return self._unreachable_result()
         with self.store.transaction():
-            error = self._refuse(task, "start")
-            if error is None:
-                known = self.store.task(task.id) is not None
-                task, change = self._claim(task, "start")
-        if error:
-            return DockerResult(error=error, action="start")
-        self._notify(change)
-        return self._start(task, known)
+            go = self._begin(task, "start", "start")
+        return go()
 
     def stop_task(self, task: Task) -> DockerResult:
         """Stop and remove the task's container and record the task as COMPLETED.
@@ -214,10 +201,8 @@ class Worker:
         if not self._reconcile_first():
             return self._unreachable_result()
         with self.store.transaction():
-            error = self._refuse(task, "stop")
-            if error is None:
-                task, _ = self._claim(task, "stop")
-        return DockerResult(error=error, action="stop") if error else self._stop(task)
+            go = self._begin(task, "stop", "stop")
+        return go()
 
     # --- observing the engine ----------------------------------------------------------------------
 
@@ -286,6 +271,22 @@ class Worker:
 
     # --- how it is done ----------------------------------------------------------------------------
 
+    def _begin(self, task: Task, op: str, action: str) -> Callable[[], DockerResult]:
+        """Inside a transaction: check that `op` ("start" or "stop") may begin on the task, and
+        record that it has. Returns what to run once the transaction is over: the operation (which
+        talks to the engine, so holds nothing), or the refusal."""
+        error = self._refuse(task, op)
+        if error:
+            return lambda: DockerResult(error=error, action=action)
+        known = self.store.task(task.id) is not None
+        task, change = self._claim(task, op)
+
+        def carry_out() -> DockerResult:
+            self._notify(change)
+            return self._start(task, known) if op == "start" else self._stop(task)
+
+        return carry_out
+
     def _refuse(self, task: Task, op: str) -> str | None:
         """Why `op` ("start" or "stop") cannot begin on the task now, or None if it can."""
         persisted = self.store.task(task.id)
@@ -307,7 +308,7 @@ class Worker:
         """Record that `op` is under way on the task, before the engine is asked to do anything.
 
         For a start, the intent is the task as SCHEDULED with nothing observed yet. Returns the
-        task as recorded and the move recorded, if any (announce it after the transaction).
+        task as recorded and the move recorded, if any (announced after the transaction).
         """
         persisted = self.store.task(task.id)
         if op == "stop":
