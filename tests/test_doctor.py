@@ -4,22 +4,23 @@ not use, and with a docker context that points elsewhere."""
 import hashlib
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
-import tempfile
-from pathlib import Path
 
 import pytest
 
 from cube import doctor
 
+# Root may use any file, by the capabilities DAC_OVERRIDE and DAC_READ_SEARCH: without them it is
+# refused a socket it does not own, as any user outside the docker group is.
+AS_AN_ORDINARY_USER = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search"]
 
-def run_doctor(env: dict | None = None, user: str | None = None) -> subprocess.CompletedProcess:
+
+def run_doctor(env: dict | None = None, ordinary: bool = False) -> subprocess.CompletedProcess:
     command = [sys.executable, "-m", "cube", "doctor"]
-    if user:  # as another user: root may use any socket
-        command = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups", *command]  # numeric ids
+    if ordinary:
+        command = [*AS_AN_ORDINARY_USER, *command]
     full_env = {k: v for k, v in os.environ.items() if k not in ("DOCKER_HOST", "DOCKER_CONTEXT")}
     return subprocess.run(
         command, env={**full_env, **(env or {})}, capture_output=True, text=True, timeout=60
@@ -54,16 +55,14 @@ def test_an_address_where_nothing_answers_is_a_problem_with_a_fix():
     assert f"✗ no Docker engine answers at tcp://127.0.0.1:{port}" in done.stdout
 
 
-@pytest.mark.skipif(sys.platform != "linux" or os.geteuid() != 0, reason="needs root to act as another user")
-def test_a_socket_this_user_may_not_use_is_permission_denied_with_the_docker_group_fix():
-    folder = Path(tempfile.mkdtemp(prefix="cube-doctor-"))  # not under pytest's root-only folder
-    path = folder / "docker.sock"
+@pytest.mark.skipif(sys.platform != "linux" or os.geteuid() != 0, reason="needs root to drop root's rights")
+def test_a_socket_this_user_may_not_use_is_permission_denied_with_the_docker_group_fix(tmp_path):
+    path = tmp_path / "docker.sock"
     with socket.socket(socket.AF_UNIX) as s:
         s.bind(str(path))
-        os.chmod(path, 0o600)  # root's only, as /var/run/docker.sock is root:docker 660
-        os.chmod(folder, 0o755)
-        done = run_doctor({"DOCKER_HOST": f"unix://{path}"}, user="65534")  # nobody
-    shutil.rmtree(folder)
+        os.chown(path, 65534, 65534)  # nobody's only, as /var/run/docker.sock is root:docker 660
+        os.chmod(path, 0o600)
+        done = run_doctor({"DOCKER_HOST": f"unix://{path}"}, ordinary=True)
     assert done.returncode == 1, done.stderr
     assert "permission denied" in done.stdout and "sudo usermod -aG docker $USER" in done.stdout
 
