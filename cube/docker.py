@@ -266,6 +266,15 @@ class Docker:
         found = self._connect().api.containers(all=True, filters={"label": wanted})
         return [Observed.from_summary(s) for s in found]
 
+    def kill(self, container_id: str, signal: str = "SIGKILL") -> None:
+        """Send the container's main process a signal, as `docker kill` does (SIGKILL ends it at once).
+
+        Raises:
+            docker.errors.DockerException, requests.RequestException: the engine did not answer, or
+                refused (no such container, or it is not running).
+        """
+        self._connect().api.kill(container_id, signal=signal)
+
     def remove(self, container_id: str) -> None:
         """Remove the container, running or not; one that is already gone is fine.
 
