@@ -119,3 +119,16 @@ def remove_containers(client: docker.DockerClient, worker: str) -> None:
     for c in mine(client, worker=worker):
         with suppress(docker.errors.NotFound, docker.errors.APIError):  # already being removed
             c.remove(force=True)
+
+
+def run_cell(code: str, namespace: dict) -> dict:
+    """Run code as a notebook cell: in `namespace` as __main__, with the source of the functions it
+    defines readable by inspect.getsource, as IPython keeps the source of every cell."""
+    import linecache
+    import uuid
+
+    filename = f"<cell-{uuid.uuid4().hex[:8]}>"
+    linecache.cache[filename] = (len(code), None, code.splitlines(keepends=True), filename)
+    namespace.setdefault("__name__", "__main__")
+    exec(compile(code, filename, "exec"), namespace)  # noqa: S102 - the test's own code
+    return namespace

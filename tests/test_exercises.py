@@ -1,15 +1,19 @@
-"""Every checked exercise of every notebook: its solution passes, each wrong answer it lists fails
-with a message, and the untouched blank is "not attempted yet"."""
+"""Every checked exercise of every notebook: its solution passes, each wrong answer it lists (for
+code: each typical wrong implementation) fails with a message naming the fault, and the untouched
+blank is "not attempted yet". Code exercises run on the real engine and leave nothing on it."""
 
 import importlib
 import json
 import pkgutil
+import time
 from pathlib import Path
 
 import pytest
+from helpers import run_cell
 
 import cube.exercises
-from cube.exercises import Exercise, ____
+from cube import LABEL_WORKER
+from cube.exercises import ENGINE_CHECK_SECONDS, Exercise, Wrong, ____, workbook
 
 MODULES = sorted(m.name for m in pkgutil.iter_modules(cube.exercises.__path__) if m.name.startswith("nb"))
 EXERCISES = [
@@ -18,9 +22,26 @@ EXERCISES = [
     for ex in vars(importlib.import_module(f"cube.exercises.{name}")).values()
     if isinstance(ex, Exercise)
 ]
-
+CODE = [ex for ex in EXERCISES if ex.keep]
 
 NOTEBOOKS = sorted(Path(__file__).resolve().parents[1].glob("notebooks/[0-9][0-9]-*.ipynb"))
+
+
+@pytest.fixture(autouse=True)
+def own_workbook(tmp_path, monkeypatch):
+    """Each test saves what passes in a workbook of its own."""
+    monkeypatch.setenv("CUBE_WORKBOOK", str(tmp_path / "my_worker.py"))
+    return tmp_path / "my_worker.py"
+
+
+def check_cell(ex: Exercise, code: str):
+    names = ex.setup() if ex.setup else {}
+    try:
+        run_cell(code, names)
+        return ex.check(*(names[n] for n in ex.names))
+    finally:
+        if ex.teardown:
+            ex.teardown(names)
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.name)
@@ -39,28 +60,47 @@ def test_every_notebook_checks_at_least_three_exercises_with_the_packages_checke
 
 @pytest.mark.parametrize("ex", EXERCISES, ids=lambda ex: ex.name)
 def test_the_blank_is_not_attempted_yet(ex):
-    verdict = ex.check(____)
-    assert verdict.status == "blank" and not verdict
-    assert repr(verdict).startswith("… Not attempted yet: replace ____")
+    for verdict in (ex.check(), ex.check(*[____] * len(ex.names))):
+        assert verdict.status == "blank" and not verdict
+        assert repr(verdict).startswith("… Not attempted yet: replace ____")
+
+
+@pytest.mark.parametrize("ex", CODE, ids=lambda ex: ex.name)
+def test_a_function_whose_body_is_still_the_blank_is_not_attempted_yet(ex):
+    if ex.names[0].isupper():  # the map: a value
+        return
+    code = "\n".join(f"def {name}(*args):\n    ____  # your code here\n" for name in ex.names)
+    verdict = check_cell(ex, "from cube.exercises import ____\n" + code)
+    assert verdict.status == "blank", verdict
 
 
 @pytest.mark.parametrize("ex", EXERCISES, ids=lambda ex: ex.name)
-def test_each_wrong_answer_fails_with_a_message(ex):
+def test_each_wrong_answer_fails_with_a_message(ex, client):
     assert ex.wrong, f"exercise {ex.name} lists no wrong answers to test its checker with"
+    if ex.keep and ex.names[0].islower():
+        assert sum(isinstance(w, Wrong) for w in ex.wrong) >= 3, f"{ex.name}: three typical wrong programs"
     for answer in ex.wrong:
-        verdict = ex.check(answer)
+        began = time.monotonic()
+        if isinstance(answer, Wrong):
+            verdict = check_cell(ex, answer.code)
+            assert answer.says in verdict.message, (answer.code, verdict)
+        else:
+            verdict = ex.check(answer)
         assert verdict.status == "incorrect", f"{ex.name} accepted the wrong answer {answer!r}"
         assert len(verdict.message) > 20 and "Traceback" not in verdict.message
+        assert time.monotonic() - began < ENGINE_CHECK_SECONDS + 1
+    left = client.containers.list(all=True, filters={"label": LABEL_WORKER}, ignore_removed=True)
+    assert not [c.name for c in left if c.labels[LABEL_WORKER].startswith("check-")]
 
 
 @pytest.mark.parametrize("ex", EXERCISES, ids=lambda ex: ex.name)
-def test_the_solution_passes_its_checker(ex):
-    names = ex.setup() if ex.setup else {}
-    try:
-        exec(ex.solution_code, names)  # noqa: S102 - our own solution, as the learner would run it
-        verdict = ex.check(names["answer"])
-    finally:
-        if ex.teardown:
-            ex.teardown(names)
+def test_the_solution_passes_its_checker(ex, own_workbook):
+    began = time.monotonic()
+    verdict = check_cell(ex, ex.solution_code)
     assert verdict, repr(verdict)
+    assert time.monotonic() - began < ENGINE_CHECK_SECONDS + 1
     assert ex.hint().startswith("Hint: ") and ex.solution().startswith("Solution:\n")
+    if ex.keep:
+        assert "Saved in my_worker.py" in verdict.message
+        saved = workbook.load()
+        assert set(ex.keep) <= set(saved)

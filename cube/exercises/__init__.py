@@ -1,24 +1,36 @@
 """Checked exercises: each is an Exercise with check(answer), hint() and solution().
 
 A notebook imports its own, `from cube.exercises.nb03 import q1, q2, q3`, and the learner writes
-an answer in place of the blank `____` and runs `q1.check(answer)`. The answer is judged by a
-small function in this package, and the verdict says what is right, or what is wrong and where to
-look, or that the blank is still there. Ideas from Kaggle Learn's learntools, written our own way.
+an answer in place of the blank `____` and runs `q1.check(answer)`. An answer is a value (a set of
+states, a Task) or code: a function the learner wrote, such as `stop_task(self, t)`, which the
+checker runs for real, on the Docker engine where it must, and judges by what the engine and the
+worker's db then say. The verdict says what is right, or what is wrong and where to look, or that
+the blank is still there; an exception in the learner's code is a verdict that names the input
+that caused it, never a traceback. Ideas from Kaggle Learn's learntools (its FunctionProblem
+calls the learner's function on its own cases), written our own way.
 
 An exercise module (one per notebook, nbNN.py) defines each exercise with:
 - question: one line, as the notebook asks it;
-- judge(answer): None if the answer is right, else a sentence saying what is wrong;
-- hint: a nudge; solution: code that sets `answer` (tests run it through judge);
+- judge(*answers): None if right, else a sentence saying what is wrong; it may raise
+  cube.spec.Fault with that sentence. An engine exercise's judge also gets a cube.spec.Bench, whose
+  clean() removes every container made for its tasks, whatever the learner's code did;
+- hint, and solution: code that defines `names` (tests run it through judge);
 - wrong: answers a learner might give, each of which judge must refuse (tests check that too);
+  a Wrong is a typical wrong implementation, as code, with words its verdict must contain;
+- keep: for code the learner's worker is built from, the piece names a passing answer is saved
+  under, in the workbook my_worker.py (cube.exercises.workbook), for the next notebooks;
 - setup/teardown (optional): what the solution needs (a worker, a client) and what to remove after.
 """
 
+import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from types import FunctionType
 
-from cube.docker import connect
-from cube.task import LABEL_WORKER
+from cube.spec import Bench, Fault
+
+ENGINE_CHECK_SECONDS = 5.0  # the most an engine exercise's check takes, the learner's code included
 
 
 class _Blank:
@@ -29,6 +41,21 @@ class _Blank:
 
 
 ____ = _Blank()
+
+
+def is_blank(answer) -> bool:
+    """The blank itself, or a function whose body still uses it."""
+    if answer is ____:
+        return True
+    return isinstance(answer, FunctionType) and "____" in _names_used(answer.__code__)
+
+
+def _names_used(code) -> set[str]:
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if hasattr(const, "co_names"):
+            names |= _names_used(const)
+    return names
 
 
 @dataclass(frozen=True)
@@ -53,29 +80,67 @@ class Text(str):
         return str(self)
 
 
+@dataclass(frozen=True)
+class Wrong:
+    """A typical wrong implementation: code as a learner would write it, and words its verdict must
+    contain (naming the fault)."""
+
+    code: str
+    says: str
+
+
 @dataclass
 class Exercise:
     name: str  # "1.2": notebook 1, exercise 2
     question: str
-    judge: Callable[[object], str | None]
+    judge: Callable[..., str | None]
     hint_text: str
     solution_code: str
     praise: str = "that is it."
     wrong: list = field(default_factory=list)
     setup: Callable[[], dict] | None = None
     teardown: Callable[[dict], None] | None = None
+    names: tuple[str, ...] = ("answer",)  # what the solution defines, in the order check() takes them
+    engine: bool = False  # judge(*answers, bench): runs code on the engine, within ENGINE_CHECK_SECONDS
+    keep: tuple[str, ...] = ()  # workbook pieces a passing answer is saved as, one per answer
 
-    def check(self, answer=____) -> Verdict:
-        """Judge an answer: right, wrong (and why), or still the blank."""
-        if answer is ____:
-            return Verdict(
-                "blank", f"replace ____ with your answer, then run this cell again. {self.question}"
-            )
+    def check(self, *answers) -> Verdict:
+        """Judge an answer (or several, for code in several pieces): right, wrong and why, or blank."""
+        if not answers or any(is_blank(a) for a in answers):
+            blank = "replace ____ with your answer, then run this cell again."
+            return Verdict("blank", f"{blank} {self.question}")
+        if len(answers) != len(self.names):
+            return Verdict("incorrect", f"check() takes {len(self.names)}: {', '.join(self.names)}")
+        problem = self._judge_engine(answers) if self.engine else self._judge(answers)
+        if problem:
+            return Verdict("incorrect", problem)
+        return Verdict("correct", self.praise + self._keep(answers))
+
+    def _judge(self, answers: tuple, *bench: Bench) -> str | None:
         try:
-            problem = self.judge(answer)
+            return self.judge(*answers, *bench)
+        except Fault as e:
+            return str(e)
         except Exception as e:  # noqa: BLE001 - a learner's odd answer is a message, not a traceback
-            problem = f"that answer could not be checked ({type(e).__name__}: {e}); {self.hint_text}"
-        return Verdict("incorrect", problem) if problem else Verdict("correct", self.praise)
+            return f"that answer could not be checked ({type(e).__name__}: {e}); {self.hint_text}"
+
+    def _judge_engine(self, answers: tuple) -> str | None:
+        bench = Bench(f"check-{self.name.replace('.', '-')}-{uuid.uuid4().hex[:6]}")
+        problem: list[str | None] = []
+        thread = threading.Thread(target=lambda: problem.append(self._judge(answers, bench)), daemon=True)
+        thread.start()
+        thread.join(ENGINE_CHECK_SECONDS)
+        bench.clean()
+        if not problem:
+            return f"your code did not return within {ENGINE_CHECK_SECONDS:.0f} s: does a loop never end?"
+        return problem[0]
+
+    def _keep(self, answers: tuple) -> str:
+        if not self.keep:
+            return ""
+        from cube.exercises import workbook  # here: the workbook imports what is defined above
+
+        return " " + workbook.save(dict(zip(self.keep, answers, strict=True)), self.name)
 
     def hint(self) -> Text:
         return Text(f"Hint: {self.hint_text}")
@@ -87,6 +152,13 @@ class Exercise:
         return f"Exercise {self.name}: {self.question}"
 
 
+def pair(answer) -> tuple | None:
+    """A pair given as a tuple or a list, as a tuple; None if it is not a pair."""
+    if isinstance(answer, tuple | list) and len(answer) == 2:
+        return tuple(answer)
+    return None
+
+
 def practice_name() -> str:
     """A worker name no one else uses, for what a solution starts (and its teardown removes)."""
     return f"exercise-{uuid.uuid4().hex[:8]}"
@@ -94,6 +166,6 @@ def practice_name() -> str:
 
 def remove_containers(worker_name: str) -> None:
     """Remove every container labelled for this worker: what a solution left on the engine."""
-    mine = {"label": f"{LABEL_WORKER}={worker_name}"}
-    for container in connect().containers.list(all=True, filters=mine, ignore_removed=True):
-        container.remove(force=True)
+    bench = Bench(worker_name)
+    bench.workers.add(worker_name)
+    bench.clean()

@@ -1,16 +1,320 @@
-"""Exercises of notebook 03: the worker. Exercise 3.3 starts and stops a container on the engine."""
+"""Exercises of notebook 03: the learner writes the chapter's worker.
+
+Starting from cube.book's Skeleton (listings 4.3 and 4.4), the learner writes stop_task (listing
+4.5), start_task (4.7), add_task (4.8) and run_task (4.12) as functions taking `self`. Each checker
+puts the learner's function on a Skeleton, runs it on the real engine, and judges it by what the
+engine and the worker's db then say; a function that passes is saved in the workbook. Where the
+book has a flaw (cube/book.py lists them), the exercise asks for the fix, and says so.
+
+`reference()` holds the solutions: the worker a learner builds, used wherever theirs has not
+passed yet (`your_worker()`).
+"""
 
 from dataclasses import replace
+from datetime import UTC, datetime
 
-import docker
-
-import cube
-from cube.docker import DockerResult, connect
-from cube.exercises import Exercise, practice_name, remove_containers
-from cube.image import DEMO_IMAGE
+from cube.book import Skeleton
+from cube.docker import GONE, Docker
+from cube.exercises import Exercise, Wrong, workbook
+from cube.spec import MISSING_IMAGE, Bench, Fault, call, error_of
 from cube.state import State
-from cube.task import Task
-from cube.worker import Worker
+from cube.task import Config, Task
+
+STOP_SOLUTION = """def stop_task(self, t):
+    config = Config.from_task(t, self.name)
+    d = Docker(config, self.client)
+    result = d.stop(t.container_id)
+    if result.error:
+        return result  # the book records COMPLETED anyway: the container may still run
+    t.finish_time = datetime.now(UTC)
+    t.state = State.COMPLETED
+    self.db[t.id] = t
+    return result"""
+
+START_SOLUTION = """def start_task(self, t):
+    t.start_time = datetime.now(UTC)
+    config = Config.from_task(t, self.name)
+    d = Docker(config, self.client)
+    result = d.run()
+    if result.error:
+        t.state = State.FAILED
+        self.db[t.id] = t
+        return result
+    t.container_id = result.container_id
+    t.state = State.RUNNING
+    self.db[t.id] = t
+    return result"""
+
+ADD_SOLUTION = """def add_task(self, t):
+    if t.id not in self.db and all(q.id != t.id for q in self.queue):
+        self.task_count += 1  # a task this worker is given for the first time
+    self.queue.append(copy.copy(t))  # Go's AddTask gets a copy of the struct"""
+
+RUN_SOLUTION = """def run_task(self):
+    if not self.queue:
+        return DockerResult(result="no tasks in the queue")
+    queued = self.queue.popleft()
+    persisted = self.db.get(queued.id, queued)  # the book stores a new task here; we wait
+    if not valid_state_transition(persisted.state, queued.state):
+        return DockerResult(error=f"invalid transition from {persisted.state} to {queued.state}")
+    if queued.state is State.SCHEDULED:
+        return self.start_task(queued)
+    if queued.state is State.COMPLETED:
+        return self.stop_task(queued)
+    return DockerResult(error="we should not get here")"""
+
+
+def namespace() -> dict:
+    """What a learner's code in notebook 03 can use: the workbook's preamble."""
+    names: dict = {"__name__": "__main__"}
+    exec(workbook.PREAMBLE, names)  # noqa: S102 - our own imports
+    return names
+
+
+def reference() -> dict:
+    """The solutions of 3.1, 3.2, 3.4 and 3.5: method name -> function."""
+    names = namespace()
+    for code in (STOP_SOLUTION, START_SOLUTION, ADD_SOLUTION, RUN_SOLUTION):
+        exec(code, names)  # noqa: S102 - our own solutions
+    return {name: names[name] for name in workbook.METHODS}
+
+
+def your_worker() -> tuple[type, str]:
+    """The learner's worker class (the reference's methods where theirs has not passed), and a line
+    saying whose each method is."""
+    return workbook.your_worker(reference())
+
+
+def _worker(bench: Bench, **methods):
+    """A worker on the Skeleton with these methods, named after the check (its containers too)."""
+    cls = type("YourWorker", (Skeleton,), {**reference(), **methods})
+    bench.workers.add(bench.prefix)
+    return cls(bench.prefix)
+
+
+def _running(w, bench: Bench, suffix: str) -> Task:
+    """A task the checker started itself (a RUNNING record in w.db, with its container id)."""
+    t = bench.task(suffix)
+    result = Docker(Config.from_task(t, w.name)).run()
+    if result.error:
+        raise Fault(f"the checker could not start a container to stop: {result.error}")
+    w.db[t.id] = replace(
+        t, state=State.RUNNING, container_id=result.container_id, start_time=datetime.now(UTC)
+    )
+    return w.db[t.id]
+
+
+def _judge_stop(stop_task, bench: Bench) -> str | None:
+    w = _worker(bench, stop_task=stop_task)
+    t = _running(w, bench, "web")
+    short = t.container_id[:12]
+    result = call(
+        f"your stop_task(t) for a RUNNING task in container {short}",
+        w.stop_task,
+        replace(t, state=State.COMPLETED),
+    )
+    seen = bench.engine.inspect(t.container_id)
+    if seen.status != GONE:
+        return (
+            f"your stop_task returned, but container {short} still exists ({seen.status}): "
+            "Docker(config).stop(container_id) stops and removes it. Did you pass it t.container_id?"
+        )
+    if result is None:
+        return (
+            "the container is gone, but your stop_task returned None: return the DockerResult of Docker.stop"
+        )
+    rec = w.db.get(t.id)
+    if rec is None or rec.state is not State.COMPLETED:
+        return f"container {short} is gone, but self.db[t.id] says {rec and rec.state}: record COMPLETED"
+    if rec.finish_time is None:
+        return "the db says COMPLETED but has no finish_time: set t.finish_time = datetime.now(UTC)"
+    other = _running(w, bench, "other")
+    forgot = replace(other, state=State.COMPLETED, container_id="")  # a caller that did not copy the id
+    result = call("your stop_task(t) for a request with no container id", w.stop_task, forgot)
+    still = bench.engine.inspect(other.container_id).status
+    state = w.db.get(other.id) and w.db[other.id].state
+    if still == "running" and state is not State.RUNNING:
+        return (
+            f"for a request with no container id, Docker.stop fails ({error_of(result)!r}) and container "
+            f"{other.container_id[:12]} still runs, but your stop_task recorded {state}, as listing 4.5 "
+            "does. "
+            "When result.error is set, return the result and leave the task as it was"
+        )
+    if still == "running" and not error_of(result):
+        return "a stop that failed returned no error: return the DockerResult that Docker.stop gave you"
+    return None
+
+
+q1 = Exercise(
+    name="3.1",
+    question="Write stop_task(self, t), listing 4.5: stop and remove t's container with Docker.stop, and "
+    "record t as COMPLETED with its finish time; if the stop fails, return its result and change nothing.",
+    judge=_judge_stop,
+    hint_text="config = Config.from_task(t, self.name); result = Docker(config, self.client)"
+    ".stop(t.container_id). If result.error: return result. Else set t.finish_time and t.state, store "
+    "self.db[t.id] = t, return result",
+    solution_code=STOP_SOLUTION,
+    praise="the container is stopped and removed, the db says COMPLETED with a finish time, and a stop "
+    "that failed left the task RUNNING, as its container is.",
+    names=("stop_task",),
+    engine=True,
+    keep=("stop_task",),
+    wrong=[
+        Wrong(
+            """def stop_task(self, t):
+    import docker
+    docker.from_env().containers.get(t.container_id).stop()
+    t.finish_time = datetime.now(UTC)
+    t.state = State.COMPLETED
+    self.db[t.id] = t
+    return DockerResult(action="stop", container_id=t.container_id)""",
+            "still exists (exited)",
+        ),
+        Wrong(
+            """def stop_task(self, t):
+    return Docker(Config.from_task(t, self.name)).stop(t.container_id)""",
+            "but self.db[t.id] says RUNNING",
+        ),
+        Wrong(
+            """def stop_task(self, t):
+    result = Docker(Config.from_task(t, self.name)).stop(t.container_id)
+    t.finish_time = datetime.now(UTC)
+    t.state = State.COMPLETED
+    self.db[t.id] = t
+    return result""",
+            "recorded COMPLETED, as listing 4.5 does",
+        ),
+        Wrong(
+            """def stop_task(self, t):
+    result = Docker(Config.from_task(t, self.name)).stop(t.container_id)
+    if not result.error:
+        t.state = State.COMPLETED
+        self.db[t.id] = t
+    return result""",
+            "has no finish_time",
+        ),
+        Wrong(
+            """def stop_task(self, t):
+    Docker(Config.from_task(t, self.name)).stop(t.container_id)
+    t.finish_time = datetime.now(UTC)
+    t.state = State.COMPLETED
+    self.db[t.id] = t""",
+            "returned None",
+        ),
+    ],
+    setup=namespace,
+)
+
+
+def _judge_start(start_task, bench: Bench) -> str | None:
+    w = _worker(bench, start_task=start_task)
+    t = bench.task(exposed_ports={"80/tcp"})
+    result = call("your start_task(t) for a SCHEDULED task of the demo image", w.start_task, t)
+    if not bench.containers(t):
+        why = f" (it returned the error {error_of(result)!r})" if error_of(result) else ""
+        return (
+            f"your start_task returned{why}, but the engine has no container for the task: make a Docker "
+            "from Config.from_task(t, self.name) and call its run()"
+        )
+    seen = bench.the_container(t, "your start_task returned")
+    short = seen.container_id[:12]
+    if seen.status != "running":
+        return f"the task's container {short} is {seen.status}, not running"
+    bench.serves(seen)
+    if result is None:
+        return f"container {short} serves its page, but your start_task returned None: return the result"
+    rec = w.db.get(t.id)
+    if rec is None:
+        return f"container {short} serves its page, but self.db has no record of the task: self.db[t.id] = t"
+    if rec.state is not State.RUNNING:
+        return f"container {short} serves its page, but the db says {rec.state}: set t.state = State.RUNNING"
+    if rec.container_id != seen.container_id:
+        return (
+            f"the task runs in container {short}, but the db records container_id {rec.container_id!r}: "
+            "copy result.container_id into t.container_id, or no one can stop it later"
+        )
+    if rec.start_time is None:
+        return "the db says RUNNING but has no start_time: set t.start_time = datetime.now(UTC) (step 1)"
+    bad = bench.task("missing", image=MISSING_IMAGE)
+    result = call(
+        f"your start_task(t) for the image {MISSING_IMAGE!r}, which exists nowhere", w.start_task, bad
+    )
+    rec = w.db.get(bad.id)
+    if rec is not None and rec.state is State.RUNNING:
+        return (
+            f"Docker.run() failed for the image {MISSING_IMAGE!r} ({error_of(result)!r}), but your "
+            "start_task "
+            "recorded RUNNING: check result.error first, and record FAILED"
+        )
+    if rec is None or rec.state is not State.FAILED:
+        return f"Docker.run() failed for a missing image, but the db says {rec and rec.state}: record FAILED"
+    if not error_of(result):
+        return "a start that failed returned no error: return the DockerResult that Docker.run gave you"
+    return None
+
+
+q2 = Exercise(
+    name="3.2",
+    question="Write start_task(self, t), listing 4.7: set the start time, run t's container with "
+    "Docker.run, and record t as RUNNING with its container id, or as FAILED if the run failed.",
+    judge=_judge_start,
+    hint_text="the seven steps of listing 4.7: t.start_time = datetime.now(UTC); "
+    "result = Docker(Config.from_task(t, self.name), self.client).run(); on result.error record "
+    "State.FAILED and return; else t.container_id = result.container_id, State.RUNNING, self.db[t.id] = t",
+    solution_code=START_SOLUTION,
+    praise="the container runs and serves its page, the db says RUNNING with its container id and start "
+    "time, and a missing image is recorded FAILED.",
+    names=("start_task",),
+    engine=True,
+    keep=("start_task",),
+    wrong=[
+        Wrong(
+            """def start_task(self, t):
+    t.start_time = datetime.now(UTC)
+    result = Docker(Config.from_task(t, self.name)).run()
+    t.state = State.FAILED if result.error else State.RUNNING
+    self.db[t.id] = t
+    return result""",
+            "records container_id ''",
+        ),
+        Wrong(
+            """def start_task(self, t):
+    t.start_time = datetime.now(UTC)
+    result = Docker(Config.from_task(t, self.name)).run()
+    t.container_id = result.container_id
+    t.state = State.RUNNING
+    self.db[t.id] = t
+    return result""",
+            "recorded RUNNING: check result.error first",
+        ),
+        Wrong(
+            """def start_task(self, t):
+    result = Docker(Config.from_task(t, self.name)).run()
+    if result.error:
+        t.state = State.FAILED
+    else:
+        t.container_id, t.state = result.container_id, State.RUNNING
+    self.db[t.id] = t
+    return result""",
+            "has no start_time",
+        ),
+        Wrong(
+            """def start_task(self, t):
+    t.start_time = datetime.now(UTC)
+    result = Docker(Config.from_task(t, self.name)).run()
+    t.container_id = result.container_id
+    t.state = State.RUNNING
+    return result""",
+            "self.db has no record of the task",
+        ),
+        Wrong(
+            """def start_task(self, t):
+    return Docker().run()""",
+            "raised AttributeError",
+        ),
+    ],
+    setup=namespace,
+)
 
 
 def _judge_go_copy(answer) -> str | None:
@@ -19,176 +323,198 @@ def _judge_go_copy(answer) -> str | None:
     if answer:
         return None
     return (
-        "Go copies the struct, field by field, but ExposedPorts is a map, and a copied map value still "
-        "points at the same map: the caller and the queue share it"
+        "Go copies the struct field by field, but ExposedPorts holds a map, and the copy of a map value "
+        "still points at the same map: the caller and the queue share it"
     )
-
-
-q1 = Exercise(
-    name="3.1",
-    question='In Go, after w.AddTask(t), the caller runs t.ExposedPorts["8080/tcp"] = struct{}{}. '
-    "Does the task waiting in the queue now expose 8080/tcp? Answer True or False.",
-    judge=_judge_go_copy,
-    hint_text="a Go struct is copied field by field; what does copying a field that holds a map copy?",
-    solution_code="answer = True  # the copy shares the map: Go's copy is shallow",
-    praise="Go's copy is shallow: the string and number fields are the queue's own, the maps are shared. "
-    "cube deep-copies and stores the request as JSON, so nothing is shared.",
-    wrong=[False, "yes", 1],
-)
-
-
-def _judge_refused(answer) -> str | None:
-    right = {State.PENDING, State.SCHEDULED}
-    if not isinstance(answer, set | frozenset | list | tuple):
-        return "give a set of states, such as {State.PENDING}"
-    answer = set(answer)
-    if answer == right:
-        return None
-    if answer & {State.RUNNING, State.FAILED}:
-        return (
-            "RUNNING -> RUNNING and RUNNING -> FAILED are in the map, so the transition is valid: run_task "
-            "refuses those requests with another error, 'asks for nothing'"
-        )
-    if State.COMPLETED in answer:
-        return "RUNNING -> COMPLETED is valid: it is how a task is stopped"
-    missing = right - answer
-    return f"the map also has no move from RUNNING to {', '.join(sorted(s.name for s in missing))}"
-
-
-q2 = Exercise(
-    name="3.2",
-    question="The worker's record of a task says RUNNING. For which requested states does run_task "
-    "answer 'invalid transition'? Answer a set of States.",
-    judge=_judge_refused,
-    hint_text="run_task checks valid_state_transition(RUNNING, requested) first; look up RUNNING in "
-    "cube.STATE_TRANSITION_MAP",
-    solution_code="answer = {State.PENDING, State.SCHEDULED}",
-    praise="only PENDING and SCHEDULED are missing from RUNNING's list in the map. RUNNING and FAILED "
-    "pass that check and are refused next, as requests that ask for nothing.",
-    wrong=[
-        {State.PENDING, State.SCHEDULED, State.RUNNING, State.FAILED},
-        {State.SCHEDULED},
-        {State.PENDING, State.SCHEDULED, State.COMPLETED},
-        State.SCHEDULED,
-    ],
-    setup=lambda: {"State": State},
-)
-
-
-def _judge_always(answer) -> str | None:
-    if isinstance(answer, DockerResult):
-        return "pass the worker's record of the task, practice.db[task.id], not the result of run_task"
-    if not isinstance(answer, Task):
-        return "pass the worker's record of the task: practice.db[task.id]"
-    if answer.restart_policy != "always":
-        return f"the task's restart_policy is {answer.restart_policy!r}: make it 'always'"
-    if not answer.container_id:
-        return "this task never had a container: add it as SCHEDULED and call run_task to start it"
-    if answer.state is not State.COMPLETED:
-        return f"the task is {answer.state}: enqueue it as COMPLETED and call run_task again to stop it"
-    try:
-        container = connect().containers.get(answer.container_id)
-    except docker.errors.NotFound:
-        return None
-    return f"the engine still has its container, {container.status}: was it really stopped by the worker?"
-
-
-def _setup_worker() -> dict:
-    return {
-        "practice": Worker(practice_name()),
-        "Task": Task,
-        "State": State,
-        "cube": cube,
-        "replace": replace,
-    }
-
-
-def _close_worker(names: dict) -> None:
-    names["practice"].close()
-    remove_containers(names["practice"].name)
 
 
 q3 = Exercise(
     name="3.3",
-    question="Start a task with restart_policy='always' through the worker `practice`, stop it through "
-    "`practice`, and pass the worker's record of it. Did Docker bring the container back?",
-    judge=_judge_always,
-    hint_text="two requests: the task as SCHEDULED, then replace(task, state=State.COMPLETED), each "
-    "followed by practice.run_task(). Leave the name out (Docker picks one)",
-    solution_code="""steady = Task(image=cube.DEMO_IMAGE, state=State.SCHEDULED, restart_policy="always")
-practice.add_task(steady)
-practice.run_task()
-practice.add_task(replace(steady, state=State.COMPLETED))
-practice.run_task()
-answer = practice.db[steady.id]""",
-    praise="COMPLETED, and no container came back: Docker does not apply a restart policy to a container "
-    "that was stopped by hand (and cube also removes it). The policy is for containers that exit on "
-    "their own.",
-    wrong=[
-        Task(image=DEMO_IMAGE, state=State.RUNNING, restart_policy="always", container_id="0" * 64),
-        Task(image=DEMO_IMAGE, state=State.COMPLETED, container_id="0" * 64),
-        Task(image=DEMO_IMAGE, state=State.COMPLETED, restart_policy="always"),
-        DockerResult(action="stop", result="success"),
-    ],
-    setup=_setup_worker,
-    teardown=_close_worker,
+    question='In Go, t was made with ExposedPorts: nat.PortSet{"80/tcp": {}}. After w.AddTask(t), the '
+    'caller runs t.ExposedPorts["8080/tcp"] = struct{}{}. Does the queued task now expose 8080/tcp?',
+    judge=_judge_go_copy,
+    hint_text="a Go struct is copied field by field; what does copying a field that holds a map copy?",
+    solution_code="answer = True  # the copy shares the map: Go's copy is shallow",
+    praise="Go's copy is shallow: the strings and numbers are the queue's own, the maps are shared. With "
+    "listing 4.13's task, which sets no ExposedPorts, the map is nil and that line panics instead "
+    "('assignment to entry in nil map').",
+    wrong=[False, "yes", 1],
 )
 
 
-def _judge_failed_stop(answer) -> str | None:
-    if answer is State.RUNNING:
-        return None
-    if answer is State.COMPLETED:
+def _judge_add(add_task) -> str | None:
+    w = type("YourWorker", (Skeleton,), {"add_task": add_task})("nb03-add")
+    one = Task(name="nb03-one", image="cube/helloworld-http:latest", state=State.SCHEDULED)
+    two = Task(name="nb03-two", image="cube/helloworld-http:latest", state=State.SCHEDULED)
+    call("your add_task(one)", w.add_task, one)
+    call("your add_task(two)", w.add_task, two)
+    queued = list(w.queue)
+    if len(queued) != 2:
+        return f"after add_task(one) and add_task(two), self.queue holds {len(queued)} task(s), not 2"
+    if [q.id for q in queued] == [two.id, one.id]:
+        return "self.queue holds two before one: add_task puts a task at the back, self.queue.append(...)"
+    if queued[0] is one:
         return (
-            "COMPLETED is what the book's StopTask records whatever Docker said (listing 4.5); cube does not"
+            "your queue holds the caller's own Task: when the caller changes it afterwards, as listing 4.13 "
+            "does (t.state = State.COMPLETED), the request waiting in the queue changes too. Go's AddTask "
+            "gets a copy of the struct; make one: copy.copy(t)"
         )
-    if answer is State.FAILED:
-        return "nothing failed in the container: the engine was never reached, so nothing changed"
-    if isinstance(answer, State):
-        return f"the task was RUNNING before the request; would {answer} be true of its container?"
-    return "answer one of the five States, e.g. State.PENDING"
+    if w.task_count != 2:
+        return f"task_count is {w.task_count} after two tasks were given: count each task add_task is given"
+    call("your add_task(one) as COMPLETED", w.add_task, replace(one, state=State.COMPLETED))
+    if w.task_count != 2:
+        return (
+            f"task_count is {w.task_count} after two tasks, one of them given twice: it counts tasks, not "
+            "calls; count a task only if its id is in neither self.db nor self.queue"
+        )
+    return None
 
 
 q4 = Exercise(
     name="3.4",
-    question="A stop request reaches the worker while no engine answers. Which state does the worker's "
-    "db give the task afterwards?",
-    judge=_judge_failed_stop,
-    hint_text="the container is untouched. What should the db say about a container that still runs?",
-    solution_code="answer = State.RUNNING  # nothing happened to the container, so nothing changes",
-    praise="the db keeps saying what is true of the container, and the request waits first in the queue.",
-    wrong=[State.COMPLETED, State.FAILED, State.SCHEDULED, "RUNNING"],
-    setup=lambda: {"State": State},
+    question="Write add_task(self, t), listing 4.8: put a copy of t at the back of the queue, and count "
+    "it in task_count if this worker was never given it before.",
+    judge=_judge_add,
+    hint_text="self.queue.append(copy.copy(t)); before that, if t.id is in neither self.db nor "
+    "(q.id for q in self.queue), self.task_count += 1",
+    solution_code=ADD_SOLUTION,
+    praise="first in at the back, a copy the caller cannot change, and every task counted once.",
+    names=("add_task",),
+    keep=("add_task",),
+    wrong=[
+        Wrong(
+            "def add_task(self, t):\n    self.task_count += 1\n    self.queue.appendleft(copy.copy(t))",
+            "before one",
+        ),
+        Wrong(
+            "def add_task(self, t):\n    self.task_count += 1\n    self.queue.append(t)",
+            "the caller's own Task",
+        ),
+        Wrong("def add_task(self, t):\n    self.queue.append(copy.copy(t))", "task_count is 0"),
+        Wrong(
+            "def add_task(self, t):\n    self.task_count += 1\n    self.queue.append(copy.copy(t))",
+            "task_count is 3",
+        ),
+        Wrong("def add_task(self, t):\n    self.queue = [t]", "holds 1 task(s)"),
+    ],
+    setup=namespace,
 )
 
 
-def _judge_count(answer) -> str | None:
-    if isinstance(answer, bool) or not isinstance(answer, int):
-        return "answer a whole number"
-    if answer == 2:
-        return None
-    if answer == 3:
-        return "task_count counts different task ids, not calls to add_task: web and its stop request are one"
-    if answer == 1:
-        return "the refused draft counts too: task_count counts every task id given to add_task"
-    return "count the different task ids given to add_task"
+def _judge_run(run_task, bench: Bench) -> str | None:
+    w = _worker(bench, run_task=run_task)
+    result = call("your run_task() on an empty queue", w.run_task)
+    if error_of(result):
+        why = error_of(result)
+        return f"on an empty queue your run_task returned the error {why!r}: an empty queue is no error"
+    first, second = bench.task(""), bench.task("")  # no names: a second start makes a second container
+    w.add_task(first), w.add_task(second)
+    result = call("your run_task() with two tasks queued", w.run_task)
+    if bench.containers(second):
+        return "with two tasks queued, your run_task started the one queued second: take the front, popleft()"
+    if not bench.containers(first):
+        return f"with a SCHEDULED task queued, your run_task started nothing (it returned {result!r})"
+    running = w.db[first.id]
+    w.queue.clear()
+    w.add_task(replace(first, state=State.SCHEDULED))
+    result = call("your run_task() for a RUNNING task asked SCHEDULED again", w.run_task)
+    if len(bench.containers(first)) > 1:
+        return (
+            "your run_task started a RUNNING task a second time: check "
+            "valid_state_transition(persisted.state, queued.state) before starting or stopping anything"
+        )
+    if not error_of(result):
+        return "RUNNING -> SCHEDULED is not in the map, yet your run_task returned no error: return one"
+    if w.db[first.id] != running:
+        return "refusing RUNNING -> SCHEDULED changed the task's record in self.db: a refusal changes nothing"
+    draft = bench.task("draft", state=State.PENDING)
+    w.add_task(draft)
+    result = call("your run_task() for a new PENDING task", w.run_task)
+    if not error_of(result):
+        return "PENDING -> PENDING is not in the map, yet your run_task returned no error: return one"
+    if draft.id in w.db:
+        return (
+            "the refused PENDING task has a record in self.db: listing 4.12 stores a task it sees for the "
+            "first time before checking the move. A refused request should change nothing: compare with "
+            "self.db.get(queued.id, queued), and let start_task or stop_task store it"
+        )
+    w.add_task(replace(running, state=State.COMPLETED))  # with its container id, as listing 4.13 does
+    call("your run_task() for a RUNNING task asked COMPLETED", w.run_task)
+    if bench.engine.inspect(running.container_id).status != GONE:
+        return (
+            "a RUNNING task asked COMPLETED is still running: for State.COMPLETED call self.stop_task(queued)"
+        )
+    return None
 
 
 q5 = Exercise(
     name="3.5",
-    question="A new worker is given task web as SCHEDULED, then web again as COMPLETED, then a PENDING "
-    "draft that run_task refuses. What is its task_count?",
-    judge=_judge_count,
-    hint_text="try it: a new Worker, three add_task calls (add_task alone needs no engine), then "
-    "read its task_count",
-    solution_code="""counter = Worker("nb03-count")
-web = Task(image=cube.DEMO_IMAGE, state=State.SCHEDULED)
-counter.add_task(web)
-counter.add_task(replace(web, state=State.COMPLETED))
-counter.add_task(Task(image=cube.DEMO_IMAGE))  # PENDING: run_task would refuse it
-answer = counter.task_count
-counter.close()""",
-    praise="two different ids: web (twice) and the draft, which counts although it was refused.",
-    wrong=[3, 1, 0, "2"],
-    setup=lambda: {"Worker": Worker, "Task": Task, "State": State, "cube": cube, "replace": replace},
+    question="Write run_task(self), listing 4.12: take the request at the front of the queue, check the "
+    "move from the db's state (or its own, for a new task), and start or stop it.",
+    judge=_judge_run,
+    hint_text="empty queue: return DockerResult(). queued = self.queue.popleft(); persisted = "
+    "self.db.get(queued.id, queued); refuse if not valid_state_transition(persisted.state, queued.state); "
+    "SCHEDULED: return self.start_task(queued); COMPLETED: return self.stop_task(queued)",
+    solution_code=RUN_SOLUTION,
+    praise="first in, first out; the map is asked before anything is done; a refused request leaves no "
+    "trace; an empty queue is no error.",
+    names=("run_task",),
+    engine=True,
+    keep=("run_task",),
+    wrong=[
+        Wrong(
+            """def run_task(self):
+    if not self.queue:
+        return DockerResult()
+    queued = self.queue.popleft()
+    if queued.state is State.SCHEDULED:
+        return self.start_task(queued)
+    return self.stop_task(queued)""",
+            "started a RUNNING task a second time",
+        ),
+        Wrong(
+            """def run_task(self):
+    if not self.queue:
+        return DockerResult()
+    queued = self.queue.pop()
+    persisted = self.db.get(queued.id, queued)
+    if not valid_state_transition(persisted.state, queued.state):
+        return DockerResult(error="invalid transition")
+    return self.start_task(queued) if queued.state is State.SCHEDULED else self.stop_task(queued)""",
+            "started the one queued second",
+        ),
+        Wrong(
+            """def run_task(self):
+    queued = self.queue.popleft()
+    persisted = self.db.get(queued.id, queued)
+    if not valid_state_transition(persisted.state, queued.state):
+        return DockerResult(error="invalid transition")
+    return self.start_task(queued) if queued.state is State.SCHEDULED else self.stop_task(queued)""",
+            "your run_task() on an empty queue raised IndexError",
+        ),
+        Wrong(
+            """def run_task(self):
+    if not self.queue:
+        return DockerResult()
+    queued = self.queue.popleft()
+    persisted = self.db.setdefault(queued.id, queued)
+    if not valid_state_transition(persisted.state, queued.state):
+        return DockerResult(error="invalid transition")
+    return self.start_task(queued) if queued.state is State.SCHEDULED else self.stop_task(queued)""",
+            "has a record in self.db",
+        ),
+        Wrong(
+            """def run_task(self):
+    if not self.queue:
+        return DockerResult()
+    queued = self.queue.popleft()
+    persisted = self.db.get(queued.id, queued)
+    if not valid_state_transition(persisted.state, queued.state):
+        return DockerResult(error="invalid transition")
+    if queued.state is State.SCHEDULED:
+        return self.start_task(queued)""",
+            "for State.COMPLETED call self.stop_task(queued)",
+        ),
+    ],
+    setup=namespace,
 )
