@@ -92,15 +92,16 @@ def load() -> dict:
     return {name: getattr(module, name) for name in _blocks() if hasattr(module, name)}
 
 
-def yours(name: str, reference):
-    """The learner's piece `name` if the workbook has it, else `reference`; and one line saying which."""
+def yours(name: str, reference, whose: str = "the reference's"):
+    """The learner's piece `name` if the workbook has it, else `reference`; and one line saying which
+    (`whose` names the reference in that line)."""
     try:
         mine = load().get(name)
     except Exception as e:  # noqa: BLE001 - a broken workbook: say so, and go on with the reference
         why = f"{type(e).__name__}: {e}"
-        return reference, f"{name}: the reference's; {path().name} could not be read ({why})"
+        return reference, f"{name}: {whose}; {path().name} could not be read ({why})"
     if mine is None:
-        return reference, f"{name}: the reference's (yours has not passed its check yet)"
+        return reference, f"{name}: {whose} (yours has not passed its check yet)"
     return mine, f"{name}: yours, from {path().name}"
 
 
