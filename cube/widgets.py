@@ -6,8 +6,10 @@ thread never prints: it only sets widget values, which ipywidgets sends to the b
 thread. Printing or `with output:` from a thread is what the ipywidgets and ipykernel 7 docs warn
 against, as the text lands in whatever cell happens to be running.
 
-The panel does not poll: it subscribes to its worker and redraws when the worker records a change,
-whoever caused it (a click, the worker's own loop, a container that exited).
+The panel does not poll. A cube.Worker tells it of every change it records (subscribe), whoever
+caused it: a click, the worker's own loop, a container that exited. Any other worker with the
+chapter's interface (cube.book.Worker, the learner's) has no one to tell the panel, so the panel
+redraws after each of its own actions on it.
 """
 
 import html
@@ -20,6 +22,7 @@ from dataclasses import replace
 
 import ipywidgets as widgets
 
+from cube.docker import Docker
 from cube.image import DEMO_IMAGE, ensure_demo_image
 from cube.state import State, valid_state_transition
 from cube.stats import Metrics
@@ -36,13 +39,14 @@ def fresh_task_name() -> str:
 
 
 class ControlPanel(widgets.VBox):
-    """Buttons and a live table for one Worker.
+    """Buttons and a live table for one worker: a cube.Worker, or any worker with the chapter's
+    interface (name, queue, db, add_task, run_task), such as cube.book.Worker.
 
     "Enqueue" adds a SCHEDULED task made from the two inputs; "Run next" makes the worker process
-    the task at the front of its queue; "Stop" enqueues the chosen running task as COMPLETED and,
-    if nothing is waiting ahead of it, runs it at once. With a started worker (worker.start()) the
-    worker's own loop handles requests as they come, so Enqueue and Stop are all it takes. The
-    table shows the worker's db and is redrawn whenever the worker records a change.
+    the task at the front of its queue; "Stop" enqueues the chosen running task as COMPLETED, with
+    the container id of the worker's record (as listing 4.13 copies it), and if nothing is waiting
+    ahead of it, runs it at once. With a started cube.Worker (worker.start()) the worker's own loop
+    handles requests as they come, so Enqueue and Stop are all it takes.
     """
 
     def __init__(self, worker: Worker, image: str = DEMO_IMAGE) -> None:
@@ -62,7 +66,7 @@ class ControlPanel(widgets.VBox):
         self.stop_button.on_click(lambda _: self.stop())
         super().__init__(
             [
-                widgets.HTML(f"<b>Worker {html.escape(worker.name)}</b>"),
+                widgets.HTML(f"<b>Worker {html.escape(worker.name)}</b> ({html.escape(_kind(worker))})"),
                 widgets.HBox([self.task_name, self.image, self.enqueue_button]),
                 widgets.HBox([self.run_button, self.running, self.stop_button]),
                 widgets.HBox([self.progress, self.message]),
@@ -73,8 +77,10 @@ class ControlPanel(widgets.VBox):
         self._jobs.submit(self._prepare_image)
         self._shown = ""
         self._drawing = threading.Lock()  # the worker's threads, the job thread and clicks all redraw
-        self._unsubscribe = worker.subscribe(lambda _: self._redraw())
+        subscribe = getattr(worker, "subscribe", None)  # only a cube.Worker tells of its changes
+        self._unsubscribe = subscribe(lambda _: self._redraw()) if subscribe else lambda: None
         self._usage: dict[str, tuple] = {}  # task id -> (cpu %, memory bytes), from the metrics
+        self._ports: dict[str, dict] = {}  # container id -> host ports, for workers that keep none
         self._stops: set = set()  # tasks whose Stop was clicked, while they still run
         self.metrics = Metrics(worker)
         self.metrics.subscribe(self._took_sample)
@@ -93,7 +99,7 @@ class ControlPanel(widgets.VBox):
         except ValueError as e:
             self._say(f"Not enqueued: {e}", error=True)
             return
-        if self.worker.running:
+        if self._started():
             self._say(f"Enqueued {task.name}: the worker is starting it.")
         else:
             self._say(f"Enqueued {task.name}: the worker will start it when you click Run next.")
@@ -102,7 +108,7 @@ class ControlPanel(widgets.VBox):
 
     def run_next(self) -> None:
         """Let the worker process the task at the front of its queue (in the background)."""
-        if self.worker.running:
+        if self._started():
             self._say("The worker is started: it runs each request as it arrives, no need to click.")
             return
         self._submit("Running the next task…", self.worker.run_task)
@@ -123,7 +129,7 @@ class ControlPanel(widgets.VBox):
 
         def stop_it():
             self.worker.add_task(replace(task, state=State.COMPLETED))
-            if self.worker.running:
+            if self._started():
                 return f"Stop of {task.name} requested: the worker is stopping it."
             waiting = len(self.worker.queue) - 1
             if waiting:
@@ -147,8 +153,9 @@ class ControlPanel(widgets.VBox):
         """Redraw the table and the drop-down of running tasks if anything changed."""
         with self._drawing:
             tasks = list(self.worker.db.values())
-            queued = self.worker.queue
+            queued = list(self.worker.queue)
             self._stops &= {t.id for t in tasks if t.state is State.RUNNING}
+            tasks = [self._with_ports(t) for t in tasks]
             shown = _tasks_table(tasks, queued, self._usage)
             if shown == self._shown:
                 return
@@ -175,11 +182,31 @@ class ControlPanel(widgets.VBox):
         else:
             if isinstance(outcome, str):
                 self._say(outcome)
+            elif not hasattr(outcome, "error"):
+                self._say(f"The worker answered {outcome!r}, not a DockerResult.", error=True)
             elif outcome.error:
-                self._say(outcome.error, error=True)
+                self._say(str(outcome.error), error=True)
             else:
                 self._say(_describe(outcome.action, outcome.result, outcome.container_id))
         self.refresh()
+
+    def _with_ports(self, task: Task) -> Task:
+        """The task with its host ports. The chapter's Task records none (the book reads them off
+        `docker ps`, listing 4.14): for a running one, ask the engine, once per container."""
+        if task.host_ports or task.state is not State.RUNNING or not task.container_id:
+            return task
+        if task.container_id not in self._ports:
+            try:
+                self._ports[task.container_id] = (
+                    Docker(client=self.worker.client).inspect(task.container_id).host_ports
+                )
+            except Exception as e:  # noqa: BLE001 - no port to show is no reason to fail the redraw
+                log.info("no host ports for container %s: %s", task.container_id[:12], e)
+                return task
+        return replace(task, host_ports=self._ports[task.container_id])
+
+    def _started(self) -> bool:
+        return bool(getattr(self.worker, "running", False))
 
     def _prepare_image(self) -> None:
         """Build the demo image in the background if a first Run next will need it."""
@@ -220,7 +247,9 @@ class ControlPanel(widgets.VBox):
 _LINK = "color: #1a73e8; text-decoration: underline"
 _TABLE_CSS = (
     ".cube-tasks {border-collapse: collapse; margin: 6px 0}"
-    ".cube-tasks th, .cube-tasks td {padding: 3px 12px; border-bottom: 1px solid #ddd; text-align: left}"
+    ".cube-tasks th, .cube-tasks td {padding: 3px 12px; border-bottom: 1px solid #ddd; text-align: left;"
+    " white-space: nowrap}"  # a name never wraps; a long reason is cut (cube-why), whole on hover
+    ".cube-tasks td.cube-why {max-width: 32em; overflow: hidden; text-overflow: ellipsis}"
 )
 
 
@@ -229,7 +258,12 @@ def _describe(action: str, result: str, container_id: str) -> str:
         return f"Started container {container_id[:12]}."
     if action == "stop":
         return f"Stopped and removed container {container_id[:12]} ({result})."
-    return f"Nothing to do: {result}."
+    return f"Nothing to do: {result or 'no tasks in the queue'}."
+
+
+def _kind(worker) -> str:
+    cls = type(worker)
+    return cls.__name__ if cls.__module__ in ("__main__", "my_worker") else f"{cls.__module__}.{cls.__name__}"
 
 
 def _tasks_table(tasks: list[Task], queued: list[Task], usage: dict[str, tuple]) -> str:
@@ -253,7 +287,7 @@ def _tasks_table(tasks: list[Task], queued: list[Task], usage: dict[str, tuple])
     rows = "".join(
         f"<tr><td>{html.escape(t.name)}</td><td>{t.state}</td><td><code>{t.container_id[:12]}</code></td>"
         f"<td>{port_links(t)}</td>{used(t)}<td>{when(t.start_time)}</td><td>{when(t.finish_time)}</td>"
-        f"<td>{html.escape(t.reason)}</td></tr>"
+        f'<td class="cube-why" title="{html.escape(t.reason)}">{html.escape(t.reason)}</td></tr>'
         for t in tasks
     )
     waiting = ", ".join(f"{html.escape(t.name)} → {t.state}" for t in queued) or "empty"

@@ -1,5 +1,6 @@
 """The control panel driven from Python: set its inputs, click its buttons, check db and engine."""
 
+import html
 import re
 import time
 
@@ -177,3 +178,69 @@ def test_closing_a_panel_twice_is_harmless(worker, demo_image):
     p = ControlPanel(worker)
     p.close()
     p.close()
+
+
+@pytest.fixture
+def book_panel(demo_image, client):
+    import cube.book
+
+    p = ControlPanel(cube.book.Worker(f"test-book-panel-{time.time_ns() % 10**8}"))
+    p.wait()
+    yield p
+    p.close()
+    for c in client.containers.list(all=True, filters={"label": f"{LABEL_WORKER}={p.worker.name}"}):
+        c.remove(force=True)
+
+
+def test_the_panel_drives_the_books_worker_redrawing_after_each_of_its_own_actions(book_panel, client):
+    panel = book_panel
+    assert "(cube.book.Worker)" in panel.children[0].value
+    panel.enqueue_button.click()
+    assert "→ SCHEDULED" in panel.table.value  # the queue line, redrawn without being told
+    panel.run_button.click()
+    panel.wait()
+    task = only_task(panel)
+    assert task.state is State.RUNNING, panel.last_message
+    assert task.host_ports == {}  # the book's Task records no ports...
+    port = client.containers.get(task.container_id).ports["80/tcp"][0]["HostPort"]
+    assert f'href="/proxy/{port}/"' in panel.table.value  # ...so the panel asked the engine
+    panel.stop_button.click()  # the panel copies the container id from the db, as listing 4.13 does
+    panel.wait()
+    assert only_task(panel).state is State.COMPLETED, panel.last_message
+    assert panel.last_message.startswith("Stopped and removed container")
+    with pytest.raises(docker.errors.NotFound):
+        client.containers.get(task.container_id)
+
+
+def test_task_names_never_wrap_and_a_long_reason_is_one_line_with_the_whole_text_on_hover(panel):
+    long = "could not start task 'x': " + "a very long reason " * 20
+    task = Task(name="web-long-name-1", image=DEMO_IMAGE, state=State.FAILED, reason=long)
+    panel.worker.store.save(task)
+    panel.refresh()
+    assert "white-space: nowrap" in panel.table.value
+    assert f'<td class="cube-why" title="{html.escape(long)}">' in panel.table.value
+    assert "text-overflow: ellipsis" in panel.table.value
+
+
+class NoneWorker:
+    """A chapter-interface worker whose run_task forgot to return (a fake: the fault is the point)."""
+
+    name, client, task_count = "test-none-worker", None, 0
+
+    def __init__(self):
+        self.queue, self.db = [], {}
+
+    def add_task(self, t):
+        self.queue.append(t)
+
+    def run_task(self):
+        self.queue.pop(0)
+
+
+def test_a_worker_that_answers_none_gets_a_message_not_a_traceback():
+    panel = ControlPanel(NoneWorker(), image="cube/not-built:1")
+    panel.enqueue_button.click()
+    panel.run_button.click()
+    panel.wait()
+    assert panel.last_message == "The worker answered None, not a DockerResult."
+    panel.close()
