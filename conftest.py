@@ -8,6 +8,7 @@ that sets CUBE_LEFTOVER_CHECK=0 for all but one of them. CI never sets it.
 """
 
 import os
+import tempfile
 from contextlib import suppress
 
 import docker
@@ -16,6 +17,10 @@ import pytest
 from cube import LABEL_TASK
 
 _BEFORE = pytest.StashKey[set]()  # ids of cube containers that existed before the run
+
+# The learner's workbook (cube.exercises.workbook): never the developer's own my_worker.py, so that
+# the stored notebooks, made with none, compare equal. Notebook kernels inherit this.
+os.environ["CUBE_WORKBOOK"] = os.path.join(tempfile.mkdtemp(prefix="cube-tests-"), "my_worker.py")
 
 
 def _cube_containers() -> list:

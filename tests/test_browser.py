@@ -1,8 +1,10 @@
 """The control panel in a real JupyterLab, in a real (headless) Chromium, on the real engine.
 
 The test serves a copy of notebook 04 (so the browser's autosave never touches the repository),
-runs all its cells, clicks Enqueue and Run next, follows the port link to the web server, clicks
-Stop, and checks with the engine that the container is gone.
+runs all its cells, and on the panel of the learner's worker clicks Enqueue and Run next, follows
+the port link to the web server, clicks Stop, and checks with the engine that the container is
+gone. Another notebook of two cells puts a panel on cube.book.Worker and one on cube.Worker, and
+the test clicks Run next and Stop on each.
 
 A second test opens a worker API's /docs page (Swagger UI), starts a task from it with "Try it
 out" and "Execute", and checks with the worker that the task runs.
@@ -49,6 +51,19 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+PANELS = "panels.ipynb"
+PANELS_CODE = [
+    "import cube, cube.book\nfrom cube.widgets import ControlPanel\n"
+    "book_panel = ControlPanel(cube.book.Worker('nb04-book-panel'))\nbook_panel",
+    "cube_panel = ControlPanel(cube.Worker('nb04-cube-panel'))\ncube_panel",
+]
+
+
+def _cell(source: str) -> dict:
+    return {"cell_type": "code", "execution_count": None, "id": uuid.uuid4().hex[:8], "metadata": {},
+            "outputs": [], "source": source}  # fmt: skip
+
+
 @pytest.fixture
 def lab(tmp_path):
     """A JupyterLab serving a copy of notebook 04, outputs cleared; yields its URL, then stops it."""
@@ -58,6 +73,8 @@ def lab(tmp_path):
             cell["outputs"], cell["execution_count"] = [], None
     notebook["metadata"].pop("widgets", None)
     (tmp_path / NOTEBOOK).write_text(json.dumps(notebook))
+    panels = {"cells": [_cell(PANELS_CODE[0]), _cell(PANELS_CODE[1])], "metadata": notebook["metadata"]}
+    (tmp_path / PANELS).write_text(json.dumps(panels | {"nbformat": 4, "nbformat_minor": 5}))
     # No settings of our own: the news prompt must stay away by the venv's overrides (make setup).
     port, token = free_port(), uuid.uuid4().hex
     env = os.environ | {
@@ -166,6 +183,36 @@ def test_control_panel_starts_serves_and_stops_a_container(lab, page):
     expect(row).to_contain_text("COMPLETED", timeout=30_000)
     with pytest.raises(docker.errors.NotFound):
         docker.from_env().containers.get(container_id)
+
+
+@pytest.mark.parametrize("worker", ["nb04-book-panel", "nb04-cube-panel"])
+def test_run_next_and_stop_on_the_books_worker_and_on_cubes(lab, page, worker, client):
+    page.goto(lab.replace(NOTEBOOK, PANELS))
+    expect(page.get_by_text("Python 3 (ipykernel) | Idle")).to_be_visible(timeout=60_000)
+    panel = page.locator(".widget-vbox", has_text=f"Worker {worker}").first
+    for _ in range(3):  # as in run_all_cells: a Run All sent too early is now and then dropped
+        page.get_by_role("menuitem", name="Run", exact=True).click()
+        page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
+        try:
+            expect(panel).to_be_visible(timeout=30_000)
+            break
+        except AssertionError:
+            continue
+    panel.scroll_into_view_if_needed()
+    name = panel.locator(".widget-text input").first.input_value()
+    panel.get_by_role("button", name="Enqueue").click()
+    expect(panel.get_by_text(f"{name} → SCHEDULED")).to_be_visible()
+    panel.get_by_role("button", name="Run next").click()
+    row = panel.locator("table.cube-tasks tr", has_text=name)
+    expect(row).to_contain_text("RUNNING", timeout=30_000)
+    container_id = row.locator("code").inner_text()
+    assert client.containers.get(container_id).status == "running"
+    expect(row.get_by_role("link")).to_be_visible()  # the port, read from the engine for the book's
+    panel.get_by_role("button", name="Stop").click()
+    expect(row).to_contain_text("COMPLETED", timeout=30_000)
+    expect(panel).to_contain_text(f"Stopped and removed container {container_id}")
+    with pytest.raises(docker.errors.NotFound):
+        client.containers.get(container_id)
 
 
 @pytest.fixture

@@ -34,9 +34,13 @@ def own_workbook(tmp_path, monkeypatch):
     return tmp_path / "my_worker.py"
 
 
-def check_cell(ex: Exercise, code: str):
+def check_cell(ex: Exercise, code: str | None = None, answer=None):
+    """Check what `code` defines (run as a notebook cell would), or `answer`, with the exercise's
+    setup done first and its teardown after, as in the notebook."""
     names = ex.setup() if ex.setup else {}
     try:
+        if code is None:
+            return ex.check(answer)
         run_cell(code, names)
         return ex.check(*(names[n] for n in ex.names))
     finally:
@@ -85,7 +89,7 @@ def test_each_wrong_answer_fails_with_a_message(ex, client):
             verdict = check_cell(ex, answer.code)
             assert answer.says in verdict.message, (answer.code, verdict)
         else:
-            verdict = ex.check(answer)
+            verdict = check_cell(ex, answer=answer)
         assert verdict.status == "incorrect", f"{ex.name} accepted the wrong answer {answer!r}"
         assert len(verdict.message) > 20 and "Traceback" not in verdict.message
         assert time.monotonic() - began < ENGINE_CHECK_SECONDS + 1
