@@ -39,8 +39,8 @@ def check_cell(ex: Exercise, code: str | None = None, answer=None):
     setup done first and its teardown after, as in the notebook."""
     names = ex.setup() if ex.setup else {}
     try:
-        if code is None:
-            return ex.check(answer)
+        if code is None:  # the answer, and what else check() takes, from the setup (as in the notebook)
+            return ex.check(answer, *(names[n] for n in ex.names[1:]))
         run_cell(code, names)
         return ex.check(*(names[n] for n in ex.names))
     finally:

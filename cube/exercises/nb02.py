@@ -1,5 +1,6 @@
 """Exercises of notebook 02: the Docker wrapper. Exercise 2.2 starts a container on the engine."""
 
+import re
 import uuid
 
 import docker
@@ -12,7 +13,7 @@ from cube.state import State
 from cube.task import LABEL_TASK, LABEL_WORKER, Config, Task
 
 
-def _judge_config(answer) -> str | None:
+def _judge_config(answer, task) -> str | None:
     if not isinstance(answer, Config):
         return "make a Config from a task: Config.from_task(task, worker=...)"
     labels = answer.labels
@@ -25,6 +26,8 @@ def _judge_config(answer) -> str | None:
         uuid.UUID(labels[LABEL_TASK])
     except ValueError:
         return f"the {LABEL_TASK} label should hold the task's id, not {labels[LABEL_TASK]!r}"
+    if labels[LABEL_TASK] != str(task.id) or (answer.name, answer.image) != (task.name, task.image):
+        return "this Config was made for another task: its label holds another id. Make it from `task`"
     if LABEL_WORKER not in labels:
         return f"without worker=..., Config.from_task leaves out the {LABEL_WORKER} label"
     if labels[LABEL_WORKER] != "nb02-other":
@@ -41,10 +44,12 @@ q1 = Exercise(
     hint_text="Config.from_task takes the task and, as a keyword, the worker's name",
     solution_code='answer = Config.from_task(task, worker="nb02-other")',
     praise="its labels say which task the container is for and which worker made it.",
+    names=("answer", "task"),
     wrong=[
         Config(name="nb02-web", image=DEMO_IMAGE),
         Config.from_task(Task(name="nb02-web", image=DEMO_IMAGE)),
         Config.from_task(Task(name="nb02-web", image=DEMO_IMAGE), worker="notebook-02"),
+        Config.from_task(Task(name="nb02-web", image=DEMO_IMAGE), worker="nb02-other"),  # another task
         Config(name="nb02-web", image=DEMO_IMAGE, labels={LABEL_TASK: "web", LABEL_WORKER: "nb02-other"}),
         Task(name="nb02-web", image=DEMO_IMAGE),
     ],
@@ -150,9 +155,21 @@ def _judge_missing(answer) -> str | None:
         return "this result says no engine answered at all; here the engine should answer, and say no image"
     if answer.container_id:
         return "a run that could not find its image made no container: container_id should be ''"
-    if "image" not in answer.error:
-        return f"this error is not about a missing image: {answer.error}"
+    named = re.search(r"image '([^']+)' is not on this machine", answer.error)
+    if not named:
+        return f"this error is not the wrapper's about a missing image: {answer.error}"
+    again = Docker(Config.from_task(Task(image=named[1], state=State.SCHEDULED))).run()  # the engine, asked
+    if again.container_id:
+        Docker().remove(again.container_id)  # the image exists after all: leave nothing behind
+    if again.error != answer.error.replace(_task_of(answer.error), _task_of(again.error)):
+        return f"asked again, the engine answers something else for {named[1]!r}: {again.error}"
     return None
+
+
+def _task_of(error: str) -> str:
+    """The "task '...'" part of a start's error, which names the task, not the image."""
+    found = re.match(r"could not start (task '[^']*'|container \w+)", error)
+    return found[1] if found else ""
 
 
 q4 = Exercise(
@@ -171,6 +188,12 @@ answer = Docker(Config.from_task(nowhere_task, worker=WORKER)).run()""",
             error="could not start task 'x': its container exited with code 3", container_id="0" * 64
         ),
         "could not start",
+        DockerResult(error="image", action="start"),
+        DockerResult(
+            error="could not start task 'x': image 'cube/helloworld-http:latest' is not on this "
+            "machine and the registry could not be reached.",
+            action="start",
+        ),
     ],
     setup=_setup_limited,
     teardown=_remove_containers,

@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 import cube
 from cube.docker import connect
-from cube.exercises import Exercise, remove_containers
+from cube.exercises import Exercise, pair, remove_containers
 from cube.state import State, Transition
 from cube.task import Task
 from cube.worker import Worker
@@ -85,6 +85,8 @@ answer = recorded""",
 
 
 def _judge_removed(answer) -> str | None:
+    if isinstance(answer, list):
+        answer = tuple(answer)
     if not isinstance(answer, tuple) or len(answer) != 3:
         return (
             "answer a tuple of three: (state, exit_code, reason), e.g. (rec.state, rec.exit_code, rec.reason)"
@@ -234,6 +236,7 @@ answer = seconds_in""",
 
 
 def _judge_exit_at_once(answer) -> str | None:
+    answer = pair(answer)
     if answer == (State.SCHEDULED, State.FAILED):
         return None
     if answer == (State.RUNNING, State.FAILED):

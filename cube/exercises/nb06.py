@@ -103,7 +103,7 @@ answer = start""",
 # --- 6.2 -------------------------------------------------------------------------------------------
 
 
-def _judge_stop_body(answer) -> str | None:
+def _judge_stop_body(answer, task_id) -> str | None:
     if not isinstance(answer, dict):
         return 'answer a dict, the JSON body: {"state": ..., "task": {...}}'
     if "id" in answer and "task" not in answer:
@@ -125,6 +125,8 @@ def _judge_stop_body(answer) -> str | None:
         return "SCHEDULED asks the worker to start a task; to stop one, ask for COMPLETED"
     if not task.get("id"):
         return "the worker names a task by its id, not its name: put the task's id in the task"
+    if task["id"] != str(task_id):
+        return f"that id, {task['id']}, is not the task's: task_id is {task_id}"
     return None
 
 
@@ -138,6 +140,7 @@ q2 = Exercise(
     hint_text="a task event is {'state': ..., 'task': {...}}; which state means 'stop', and which field "
     "names a task the worker knows?",
     solution_code="""answer = {"state": "COMPLETED", "task": {"id": task_id}}""",
+    names=("answer", "task_id"),
     praise="send it with api.post('/tasks', json=answer): nb06-web is already COMPLETED, so the worker "
     "answers 409, as it did to the second DELETE.",
     wrong=[
@@ -146,6 +149,7 @@ q2 = Exercise(
         {"state": "COMPLETED", "id": _SOME_ID},
         {"state": "SCHEDULED", "task": {"id": _SOME_ID}},
         {"state": "COMPLETED", "task": {"id": uuid.UUID(_SOME_ID)}},
+        {"state": "COMPLETED", "task": {"id": _SOME_ID}},  # a task, but not this one
     ],
     setup=lambda: {"task_id": str(uuid.uuid4())},
 )

@@ -106,7 +106,9 @@ q2 = Exercise(
 
 # --- 7.3 -------------------------------------------------------------------------------------------
 
-_PAIRS = [(3, 8), (6 * GiB, 16 * GiB), (1, 3), (0, 5), (5, 5), (2**40 - 1, 2**40)]
+# The last pair is where a float cannot follow: 100 * used / total is 99.99999999999999999 exactly,
+# and a float rounds it to 100.0 before int() or math.floor() sees it.
+_PAIRS = [(3, 8), (6 * GiB, 16 * GiB), (1, 3), (0, 5), (5, 5), (2**40 - 1, 2**40), (10**18 - 1, 10**18)]
 
 
 def _judge_percent(answer) -> str | None:
@@ -123,6 +125,12 @@ def _judge_percent(answer) -> str | None:
             continue
         if got == used // total * 100:
             return "that is the book's order: used // total is 0 whenever used < total; multiply by 100 first"
+        if got == int(100 * used / total) and got != right:
+            return (
+                f"percent({used}, {total}) gives {got}, not {right}: a float cannot hold that many digits, "
+                "so 100 * used / total rounds up to a whole 100 before int() drops anything. Whole "
+                "numbers only: //"
+            )
         if got == right + 1:
             return (
                 f"percent({used}, {total}) gives {got}: whole-number division drops the fraction, not rounds"
@@ -143,6 +151,16 @@ def _rounded(used, total):
     return round(100 * used / total)
 
 
+def _int_of_floats(used, total):
+    return int(used * 100 / total)
+
+
+def _floor_of_floats(used, total):
+    import math
+
+    return math.floor(100 * used / total)
+
+
 q3 = Exercise(
     name="7.3",
     question="Write percent(used, total) with whole numbers only, as Go would compute it, that gives the "
@@ -155,7 +173,7 @@ q3 = Exercise(
 
 answer = percent""",
     praise="in Go, 100 * used / total on integers does the same: the order of the operations is the fix.",
-    wrong=[_book, _floats, _rounded, 37],
+    wrong=[_book, _floats, _rounded, _int_of_floats, _floor_of_floats, 37],
 )
 
 
