@@ -4,6 +4,7 @@ outputs that would tell about the machine that made them."""
 import json
 import re
 import socket
+from datetime import datetime
 from pathlib import Path
 
 import nbformat
@@ -11,6 +12,7 @@ import pytest
 from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]-*.ipynb"))
 
 
 def test_notebook_01_runs_top_to_bottom_without_a_docker_engine(monkeypatch, tmp_path):
@@ -52,3 +54,79 @@ def test_stored_outputs_show_nothing_of_the_machine_that_made_them(notebook):
         assert not found, (
             f"{notebook.name} shows {what}: {text[max(0, found.start() - 80) : found.end() + 80]!r}"
         )
+
+
+READING_SPEED = 150  # words a minute, prose and code alike
+
+
+def reading_and_running(notebook: Path) -> tuple[int, float]:
+    """The words to read (markdown prose, without its diagrams, and code) and the seconds its cells
+    took to run when it was stored (their execution times, which Jupyter records)."""
+    words, seconds = 0, 0.0
+    for cell in json.loads(notebook.read_text())["cells"]:
+        text = "".join(cell["source"])
+        if cell["cell_type"] == "markdown":
+            text = re.sub(r"```.*?```", "", text, flags=re.S)
+        words += len(text.split())
+        times = cell.get("metadata", {}).get("execution", {})
+        if "iopub.execute_input" in times and "shell.execute_reply" in times:
+            began, ended = (
+                datetime.fromisoformat(times[k]) for k in ("iopub.execute_input", "shell.execute_reply")
+            )
+            seconds += (ended - began).total_seconds()
+    return words, seconds
+
+
+def claimed_minutes(notebook: Path) -> int:
+    first = "".join(json.loads(notebook.read_text())["cells"][0]["source"])
+    found = re.search(r"About (\d+) minutes", first)
+    assert found, f"{notebook.name} says nothing of how long it takes, in its first cell"
+    return int(found[1])
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.name)
+def test_each_notebook_says_how_long_it_takes_as_measured(notebook):
+    words, seconds = reading_and_running(notebook)
+    measured = words / READING_SPEED + seconds / 60
+    claim = claimed_minutes(notebook)
+    assert abs(claim - measured) <= max(3, 0.2 * measured), (
+        f"{notebook.name} claims {claim} min; {words} words at {READING_SPEED} a minute and {seconds:.0f} s "
+        f"of cells make {measured:.0f} min"
+    )
+
+
+def fill_in(notebook: dict, number: int) -> int:
+    """Replace every "your turn" cell's blank with its exercise's solution, as a learner who did
+    them all; returns how many cells were filled."""
+    from importlib import import_module
+
+    exercises = import_module(f"cube.exercises.nb{number:02d}")
+    filled = 0
+    for cell in notebook.cells:
+        found = re.search(r"^(q\d+)\.check\(.*$", cell.source, re.M)
+        if cell.cell_type != "code" or not found or "____" not in cell.source:
+            continue
+        ex = getattr(exercises, found[1])
+        cell.source = f"{ex.solution_code}\n\n{cell.source[found.start() :]}"
+        filled += 1
+    return filled
+
+
+def test_every_notebook_runs_with_every_solution_filled_in(tmp_path, monkeypatch, demo_image):
+    """A learner who did every exercise: each check says correct, nothing fails, and notebook 04
+    runs their worker, all four methods theirs (saved by notebook 03's checks)."""
+    monkeypatch.setenv("CUBE_WORKBOOK", str(tmp_path / "my_worker.py"))  # the kernels inherit it
+    for path in NOTEBOOKS:
+        notebook = nbformat.read(path, as_version=4)
+        assert fill_in(notebook, int(path.name[:2])) >= 3, path.name
+        NotebookClient(
+            notebook, timeout=180, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+        ).execute()
+        outputs = [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs]
+        errors = [o for o in outputs if o.output_type == "error"]
+        assert errors == [], (path.name, errors)
+        text = "\n".join(o.get("text", "") + o.get("data", {}).get("text/plain", "") for o in outputs)
+        verdicts = re.findall(r"^(✓ Correct|✗ Not yet|… Not attempted yet).*$", text, re.M)
+        assert verdicts and set(verdicts) == {"✓ Correct"}, (path.name, verdicts)
+        if path.name.startswith("04"):
+            assert "Your worker: every method is yours, from my_worker.py." in text
