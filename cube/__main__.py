@@ -7,13 +7,15 @@ python -m cube doctor       what is wrong with this machine's Docker, and the fi
 import argparse
 import copy
 import logging
+import os
+import secrets
 import signal
 import socket
 import sys
 
 import uvicorn
 
-from cube.api import create_app, listen
+from cube.api import MAX_HEADERS, create_app, listen, listen_check
 from cube.doctor import doctor
 from cube.store import StoreInUse
 from cube.worker import Worker
@@ -41,6 +43,12 @@ def main(argv: list[str] | None = None) -> int:
         "--db", default=None, help="SQLite file that keeps tasks across restarts (default: memory)"
     )
     w.add_argument("--parallel", type=int, default=1, help="requests handled at once (default 1)")
+    w.add_argument(
+        "--token",
+        default=os.environ.get("CUBE_TOKEN"),
+        help="every request must carry 'Authorization: Bearer TOKEN'; 'auto' makes one and prints it "
+        "(default: $CUBE_TOKEN; none, on loopback only)",
+    )
     commands.add_parser("doctor", help="check this machine's Docker for cube, and say how to fix it")
     args = parser.parse_args(argv)
     if args.command == "doctor":
@@ -49,6 +57,16 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if report.ok else 1
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
+    token = secrets.token_urlsafe(24) if args.token == "auto" else args.token
+    if token is not None and not token.strip():
+        given = "--token" if "--token" in " ".join(argv or sys.argv) else "CUBE_TOKEN"
+        print(f"cube worker: {given} is empty: give a token, or --token auto to make one", file=sys.stderr)
+        return 2
+    try:
+        listen_check(args.host, token)
+    except ValueError as e:
+        print(f"cube worker: {e}", file=sys.stderr)
+        return 2
     try:
         worker = Worker(args.name, db_path=args.db, parallel=args.parallel)
     except (StoreInUse, ValueError) as e:
@@ -62,7 +80,16 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     host, port = listener.getsockname()[:2]
     print(f"cube worker {worker.name} listening on http://{host}:{port} (API docs: /docs)", flush=True)
-    config = uvicorn.Config(create_app(worker), lifespan="on", timeout_graceful_shutdown=2, log_config=_LOGS)
+    if args.token == "auto":  # printed once, here: the worker keeps it nowhere else
+        print(f"token: {token} (send it as the header Authorization: Bearer {token})", flush=True)
+    app = create_app(worker, token=token)
+    config = uvicorn.Config(
+        app,
+        lifespan="on",
+        timeout_graceful_shutdown=2,
+        log_config=_LOGS,
+        h11_max_incomplete_event_size=MAX_HEADERS,
+    )
     server = uvicorn.Server(config)
     # uvicorn stops on SIGINT and SIGTERM, then raises the signal again for the handler that was there
     # before it; with these, that second time does nothing and the worker is closed below.

@@ -13,10 +13,19 @@ queue, and the worker's own loop does the work. Open /docs for an interactive pa
 JSON uses snake_case, states by name ("RUNNING"), times in ISO 8601 UTC. Bad input never gives a
 500: every error is a 4xx with {"error": a sentence, "where": the place in the request, or null}.
 
+With a token, every request but the docs (/docs, /openapi.json and their files) must carry
+`Authorization: Bearer TOKEN`; any other gets 401 before anything else is read, and changes nothing.
+Whoever can call this API can run any image, with any host port, on this machine's Docker engine:
+as much as root. dockerd says the same of its own TCP socket without TLS, and refuses to open one
+unless told to; the kubelet authenticates every request. So a worker that listens beyond loopback
+must have a token (`listen_check`), and the command line refuses to start without one.
+
 Where cube differs from the book's API: the book writes a 400 and then carries on (no return) into
 a nil dereference, ignores a malformed uuid, and panics on a type assertion in GET /tasks/{id}.
 """
 
+import hmac
+import ipaddress
 import logging
 import socket
 import threading
@@ -26,9 +35,10 @@ from dataclasses import replace
 from typing import Literal
 
 import uvicorn
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Request, Response, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.security import HTTPBearer
 from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
@@ -42,6 +52,9 @@ from cube.worker import Worker
 log = logging.getLogger(__name__)
 
 MAX_BODY = 64 * 1024  # bytes; a task event is a few hundred
+MAX_HEADERS = 256 * 1024  # bytes of request line and headers uvicorn reads; its default is 16 KiB
+OPEN_PATHS = ("/docs", "/docs/oauth2-redirect", "/openapi.json")  # the docs need no token
+OPEN_PREFIX = "/static-offline-docs/"  # the docs' scripts and styles (fastapi-offline)
 
 
 class TaskSpec(BaseModel):
@@ -79,8 +92,17 @@ class Problem(Exception):
         self.status, self.error, self.where = status, error, where
 
 
-def create_app(worker: Worker, metrics: Metrics | None = None) -> FastAPI:
-    """An API over `worker`. While the app runs, the worker's loop and the metrics sampler run."""
+def create_app(worker: Worker, metrics: Metrics | None = None, token: str | None = None) -> FastAPI:
+    """An API over `worker`. While the app runs, the worker's loop and the metrics sampler run.
+
+    Args:
+        token: if given, every request but the docs must carry `Authorization: Bearer <token>`.
+
+    Raises:
+        ValueError: token is empty.
+    """
+    if token is not None and not token:
+        raise ValueError("token: an empty token would let anyone in; give one, or None for no token")
     metrics = metrics or Metrics(worker)
 
     @asynccontextmanager
@@ -91,13 +113,20 @@ def create_app(worker: Worker, metrics: Metrics | None = None) -> FastAPI:
         metrics.stop()
         worker.stop()
 
+    # The scheme, declared for /openapi.json and the Authorize button of /docs; _RequireToken checks it.
+    bearer = [Security(HTTPBearer(auto_error=False, description="the worker's token (--token)"))]
     app = FastAPIOffline(  # FastAPI, with /docs served from the package, not a CDN
         title=f"cube worker {worker.name}",
-        description="The worker of a small container orchestrator: queue tasks, watch them run.",
+        description="The worker of a small container orchestrator: queue tasks, watch them run."
+        + (" Every request needs the worker's token: click Authorize." if token else ""),
         lifespan=lifespan,
+        dependencies=bearer if token else None,
     )
     app.add_middleware(_LimitBody)
     app.add_middleware(_BehindProxy)
+    if token:
+        app.add_middleware(_RequireToken, token=token)  # the outermost: before anything is read
+        logging.getLogger("uvicorn.access").addFilter(_WITHOUT_QUERY)
     _install_error_handlers(app)
 
     @app.post("/tasks", status_code=201, summary="Queue a task event: start (SCHEDULED) or stop (COMPLETED)")
@@ -301,6 +330,86 @@ class _BehindProxy:
         await self.app(scope, receive, send)
 
 
+class _RequireToken:
+    """Let in only requests that carry `Authorization: Bearer <token>`, but for the docs.
+
+    The comparison takes the same time wherever the two first differ (hmac.compare_digest), so the
+    answer's timing tells nothing of the token. A refusal is logged without what was sent.
+    """
+
+    def __init__(self, app, token: str) -> None:
+        self.app = app
+        self.token = token.encode()
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or scope["path"] in OPEN_PATHS or scope["path"].startswith(OPEN_PREFIX):
+            return await self.app(scope, receive, send)
+        why = self._refusal([v for k, v in scope["headers"] if k == b"authorization"])
+        if why is None:
+            return await self.app(scope, receive, send)
+        client = scope.get("client") or ("?", 0)
+        log.warning("refused %s %s from %s: %s", scope["method"], scope["path"], client[0], why)
+        body = JSONResponse({"error": why, "where": "header.authorization"}).body
+        challenge = b'Bearer realm="cube"' + (b', error="invalid_token"' if "not this" in why else b"")
+        headers = [(b"content-type", b"application/json"), (b"www-authenticate", challenge)]
+        await send({"type": "http.response.start", "status": 401, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    def _refusal(self, values: list[bytes]) -> str | None:
+        """Why the request may not in, or None if it carries the token."""
+        if not values:
+            return (
+                "this worker's API needs its token: send the header Authorization: Bearer <token> "
+                "(the one the worker was started with, --token or CUBE_TOKEN; a token in the URL is not read)"
+            )
+        if len(values) > 1:
+            return "send one Authorization header, not several"
+        scheme, _, given = values[0].partition(b" ")
+        if scheme.lower() != b"bearer" or not given.strip():
+            kind = scheme.decode("latin-1")[:20] or "an empty header"
+            return f"the Authorization header must be 'Bearer <token>', not {kind}"
+        if not hmac.compare_digest(given.strip(), self.token):
+            return "that token is not this worker's: send the one it was started with"
+        return None
+
+
+class _WithoutQuery(logging.Filter):
+    """Leave the query string out of uvicorn's request log: a client may put a token there."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and len(record.args) == 5:  # client, method, path, http, status
+            client, method, path, version, status = record.args
+            record.args = (client, method, str(path).split("?", 1)[0], version, status)
+        return True
+
+
+_WITHOUT_QUERY = _WithoutQuery()
+
+
+def is_loopback(host: str) -> bool:
+    """True if `host` is reachable from this machine only: localhost, 127.0.0.0/8 or ::1."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a name, which may mean any address: treat it as one others can reach
+
+
+def listen_check(host: str, token: str | None) -> None:
+    """Refuse to serve beyond loopback without a token.
+
+    Raises:
+        ValueError: host is not loopback and there is no token; the message says why and what to do.
+    """
+    if token is None and not is_loopback(host):
+        raise ValueError(
+            f"refusing to listen on {host} without a token: anyone who reaches it could run any container "
+            "on this machine's Docker engine, as root. Pass --token TOKEN (or --token auto to make one), "
+            "or listen on 127.0.0.1 only (--host 127.0.0.1)"
+        )
+
+
 def listen(host: str, port: int) -> socket.socket:
     """A listening socket for the API; port 0 picks a free one.
 
@@ -318,21 +427,34 @@ class Server:
     Args:
         worker: the worker to serve; its loop runs while the server does.
         host, port: where to listen; port 0 picks a free one (see .url).
+        token: if given, every request must carry `Authorization: Bearer <token>` (see .headers).
+
+    Raises:
+        ValueError: host is not loopback and there is no token, or the token is empty.
     """
 
     def __init__(
-        self, worker: Worker, host: str = "127.0.0.1", port: int = 0, access_log: bool = False
+        self,
+        worker: Worker,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        access_log: bool = False,
+        token: str | None = None,
     ) -> None:
+        listen_check(host, token)
+        app = create_app(worker, token=token)
         self.worker = worker
+        self.headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._socket = listen(host, port)
         self.host, self.port = self._socket.getsockname()[:2]
         self.url = f"http://{self.host}:{self.port}"
         config = uvicorn.Config(
-            create_app(worker),
+            app,
             log_level="warning",
             access_log=access_log,
             lifespan="on",
             timeout_graceful_shutdown=2,
+            h11_max_incomplete_event_size=MAX_HEADERS,
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(

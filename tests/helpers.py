@@ -1,6 +1,7 @@
 """Small helpers the tests share."""
 
 import re
+import secrets
 import signal
 import subprocess
 import sys
@@ -53,11 +54,25 @@ class CubeServer:
     the server); stderr goes to a file in `directory`, beside the db.
     """
 
-    def __init__(self, directory: Path, name: str, db: str | None = "worker.db", parallel: int = 4) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        name: str,
+        db: str | None = "worker.db",
+        parallel: int = 4,
+        token: str | None = "random",
+        host: str | None = None,
+    ) -> None:
+        """token: "random" (the default, so that every API test runs with a token), one given, or
+        None for none (loopback only). `headers` carries it for a client."""
         self.name = name
+        self.token = secrets.token_urlsafe(16) if token == "random" else token
+        self.headers = {"Authorization": f"Bearer {self.token}"} if self.token not in (None, "auto") else {}
         self.log = directory / f"{name}-{time.monotonic_ns()}.log"  # one per process
         args = [sys.executable, "-m", "cube", "worker", "--port", "0", "--name", name]
         args += ["--parallel", str(parallel)] + (["--db", str(directory / db)] if db else [])
+        args += ["--token", self.token] if self.token else []
+        args += ["--host", host] if host else []
         with open(self.log, "w") as log:
             self.process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=log, text=True)
         self.lines: list[str] = []
@@ -67,13 +82,17 @@ class CubeServer:
         self._first.wait(30)
         first = self.lines[0] if self.lines else ""
         found = re.search(r"listening on (http://\S+)", first)
-        self.url = found and found.group(1)
+        self.url = found and found.group(1).replace("0.0.0.0", "127.0.0.1")
 
     def _read(self) -> None:
         for line in self.process.stdout:
             self.lines.append(line.rstrip("\n"))
             self._first.set()
         self._first.set()  # the process ended, perhaps before printing anything
+
+    def client(self, **options) -> httpx.Client:
+        """An httpx client of this worker's API, with its token."""
+        return httpx.Client(base_url=self.url, headers=self.headers, **options)
 
     @property
     def port(self) -> int:

@@ -45,7 +45,7 @@ def server(tmp_path_factory, client, demo_image):
 
 @pytest.fixture(scope="module")
 def api(server):
-    with httpx.Client(base_url=server.url, timeout=10) as c:
+    with server.client(timeout=10) as c:
         yield c
 
 
@@ -446,13 +446,13 @@ def test_many_gets_and_posts_at_once_give_one_container_per_task(tmp_path, clien
                 answers.append((f"{method} {path}", r.status_code, r.json()))
 
             def getter(i: int) -> None:
-                with httpx.Client(base_url=s.url, timeout=30) as c:
+                with s.client(timeout=30) as c:
                     together.wait()
                     for n in range(GETS // GET_THREADS):
                         ask(c, "GET", "/tasks" if (i + n) % 2 else "/stats")
 
             def poster() -> None:
-                with httpx.Client(base_url=s.url, timeout=30) as c:
+                with s.client(timeout=30) as c:
                     together.wait()
                     ask(c, "POST", "/tasks", json={"state": "SCHEDULED", "task": WEB})
 
@@ -475,7 +475,7 @@ def test_many_gets_and_posts_at_once_give_one_container_per_task(tmp_path, clien
             ids = {a[2]["id"] for a in answers if a[0] == "POST /tasks"}
             assert len(ids) == POSTS
 
-            with httpx.Client(base_url=s.url, timeout=30) as api:
+            with s.client(timeout=30) as api:
 
                 def all_running():
                     tasks = {t["id"]: t for t in api.get("/tasks").json()}
@@ -508,14 +508,14 @@ def test_a_worker_killed_with_sigkill_gets_its_tasks_back_on_the_same_db(tmp_pat
     name = unique("kill")
     try:
         with cube_server(tmp_path, name, db="worker.db") as s:
-            with httpx.Client(base_url=s.url, timeout=10) as api:
+            with s.client(timeout=10) as api:
                 ids = [start(api)["id"] for _ in range(3)]
                 before = {i: wait_for(api, i, "RUNNING")["container_id"] for i in ids}
             os.kill(s.process.pid, signal.SIGKILL)
             assert s.process.wait(5) == -signal.SIGKILL
 
         with cube_server(tmp_path, name, db="worker.db") as again:
-            with httpx.Client(base_url=again.url, timeout=10) as api:
+            with again.client(timeout=10) as api:
                 tasks = {t["id"]: t for t in api.get("/tasks").json()}
                 assert set(tasks) == set(ids)
                 assert {i: (t["state"], t["container_id"]) for i, t in tasks.items()} == {
@@ -544,7 +544,7 @@ def test_port_0_picks_a_free_port_and_the_worker_prints_it(tmp_path):
         assert 0 < s.port < 65536
         r = httpx.get(f"http://127.0.0.1:{s.port}/openapi.json", timeout=5)
         assert (r.status_code, r.json()["info"]["title"]) == (200, f"cube worker {name}")
-        assert httpx.get(f"{s.url}/tasks", timeout=5).json() == []
+        assert httpx.get(f"{s.url}/tasks", headers=s.headers, timeout=5).json() == []
 
 
 def test_a_second_worker_on_the_same_db_exits_with_status_2_and_says_why(tmp_path):
@@ -559,7 +559,8 @@ def test_a_second_worker_on_the_same_db_exits_with_status_2_and_says_why(tmp_pat
             assert "Traceback" not in second.stderr()
         finally:
             second.kill()
-        assert httpx.get(f"{first.url}/tasks", timeout=5).status_code == 200, "the first one still serves"
+        still = httpx.get(f"{first.url}/tasks", headers=first.headers, timeout=5)
+        assert still.status_code == 200, "the first one still serves"
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
@@ -567,9 +568,9 @@ def test_a_signal_stops_the_worker_cleanly_and_leaves_its_containers(tmp_path, c
     name = unique("cli")
     try:
         with cube_server(tmp_path, name, db="worker.db") as s:
-            with httpx.Client(base_url=s.url, timeout=10) as api:
+            with s.client(timeout=10) as api:
                 t = wait_for(api, start(api)["id"], "RUNNING")
-                httpx.get(f"{s.url}/stats", timeout=5)  # the metrics follow the running container
+                api.get("/stats")  # the metrics follow the running container
                 time.sleep(1.5)
             process = psutil.Process(s.process.pid)
             children = process.children(recursive=True)
@@ -584,7 +585,7 @@ def test_a_signal_stops_the_worker_cleanly_and_leaves_its_containers(tmp_path, c
             assert not process.is_running()
             assert not [c for c in children if c.is_running()]
             with pytest.raises(httpx.ConnectError):
-                httpx.get(f"{s.url}/tasks", timeout=2)
+                httpx.get(f"{s.url}/tasks", headers=s.headers, timeout=2)
 
         assert client.containers.get(t["container_id"]).status == "running", "containers stay as they are"
     finally:

@@ -1,0 +1,188 @@
+"""The worker's API lets in only those who hold its token: real `python -m cube worker` processes,
+real HTTP on 127.0.0.1, the real engine."""
+
+import os
+import subprocess
+import sys
+import uuid
+
+import httpx
+import pytest
+from helpers import cube_server, mine, remove_containers
+
+from cube import DEMO_IMAGE, Worker
+from cube.api import Server, is_loopback
+
+WEB = {"image": DEMO_IMAGE, "exposed_ports": ["80/tcp"]}
+SOME_ID = str(uuid.uuid4())
+ENDPOINTS = [
+    ("GET", "/tasks", None),
+    ("POST", "/tasks", {"state": "SCHEDULED", "task": WEB}),
+    ("GET", f"/tasks/{SOME_ID}", None),
+    ("DELETE", f"/tasks/{SOME_ID}", None),
+    ("GET", f"/tasks/{SOME_ID}/history", None),
+    ("GET", "/stats", None),
+    ("GET", "/no-such-path", None),
+    ("PUT", "/tasks", None),
+]
+
+
+def command(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """python -m cube worker with these arguments, and no CUBE_TOKEN but what `env` gives."""
+    clean = {k: v for k, v in os.environ.items() if k != "CUBE_TOKEN"}
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cube",
+            "worker",
+            "--port",
+            "0",
+            "--name",
+            f"test-tok-{uuid.uuid4().hex[:6]}",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={**clean, **(env or {})},
+    )
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "worker.example"])
+def test_listening_beyond_loopback_without_a_token_exits_2_and_says_why_and_what_to_pass(host):
+    run = command("--host", host)
+    assert run.returncode == 2
+    (line,) = run.stderr.strip().splitlines()
+    assert line.startswith(f"cube worker: refusing to listen on {host} without a token")
+    assert "--token TOKEN" in line and "--host 127.0.0.1" in line and "root" in line
+    assert run.stdout == ""
+
+
+@pytest.mark.parametrize("how", ["--token ''", "CUBE_TOKEN=''"])
+def test_an_empty_token_is_refused(how):
+    run = command("--token", "") if how.startswith("--") else command(env={"CUBE_TOKEN": ""})
+    assert run.returncode == 2
+    assert run.stderr.strip().endswith("is empty: give a token, or --token auto to make one")
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1", "localhost", "127.8.9.10"])
+def test_loopback_is_loopback(host):
+    assert is_loopback(host)
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "10.0.0.5", "192.168.1.2", "worker.example", ""])
+def test_anything_else_is_not(host):
+    assert not is_loopback(host)
+
+
+@pytest.fixture(scope="module")
+def guarded(tmp_path_factory, client, demo_image):
+    """A worker process with a token, on 127.0.0.1."""
+    name = f"test-tok-{uuid.uuid4().hex[:8]}"
+    with cube_server(tmp_path_factory.mktemp("tok"), name, db=None) as s:
+        yield s
+    remove_containers(client, name)
+
+
+WRONG = {
+    "no header": {},
+    "a wrong token": {"Authorization": "Bearer not-the-token"},
+    "Basic instead of Bearer": None,  # filled in with the right token, in the wrong scheme
+    "the token in the query string": {},
+    "a header of 100 KiB": {"Authorization": "Bearer " + "x" * 100 * 1024},
+    "Bearer and nothing": {"Authorization": "Bearer"},
+}
+
+
+@pytest.mark.parametrize(
+    "method, path, body", ENDPOINTS, ids=[f"{m} {p.split('/')[1]}" for m, p, _ in ENDPOINTS]
+)
+@pytest.mark.parametrize("wrong", list(WRONG))
+def test_every_endpoint_refuses_a_request_without_the_token_with_401_and_does_nothing(
+    guarded, client, method, path, body, wrong
+):
+    headers = WRONG[wrong] if WRONG[wrong] is not None else {"Authorization": f"Basic {guarded.token}"}
+    params = {"token": guarded.token} if "query" in wrong else None
+    r = httpx.request(method, f"{guarded.url}{path}", headers=headers, params=params, json=body, timeout=10)
+    assert r.status_code == 401, r.text
+    assert r.headers["www-authenticate"].startswith('Bearer realm="cube"')
+    answer = r.json()
+    assert set(answer) == {"error", "where"} and answer["where"] == "header.authorization"
+    assert len(answer["error"]) > 20 and guarded.token not in r.text
+    with guarded.client(timeout=10) as api:
+        assert api.get("/tasks").json() == [], "a refused request made a task"
+    assert mine(client, worker=guarded.name) == []
+
+
+def test_what_is_refused_is_logged_without_the_token(guarded):
+    httpx.get(f"{guarded.url}/tasks", params={"token": guarded.token}, timeout=5)
+    httpx.get(f"{guarded.url}/stats", headers={"Authorization": f"Basic {guarded.token}"}, timeout=5)
+    log = guarded.stderr()
+    assert "refused GET /tasks from 127.0.0.1" in log and "refused GET /stats" in log
+    assert guarded.token not in log
+
+
+def test_with_the_token_a_task_starts_serves_and_stops(guarded, client):
+    with guarded.client(timeout=10) as api:
+        r = api.post("/tasks", json={"state": "SCHEDULED", "task": WEB})
+        assert r.status_code == 201, r.text
+        task_id = r.json()["id"]
+        for _ in range(200):
+            task = api.get(f"/tasks/{task_id}").json()
+            if task["state"] == "RUNNING":
+                break
+        assert task["state"] == "RUNNING", task
+        assert api.get("/stats").status_code == 200
+        assert api.delete(f"/tasks/{task_id}").status_code == 204
+
+
+def test_the_docs_load_without_it_and_declare_the_scheme(guarded):
+    assert httpx.get(f"{guarded.url}/docs", timeout=5).status_code == 200
+    spec = httpx.get(f"{guarded.url}/openapi.json", timeout=5).json()
+    assert spec["components"]["securitySchemes"]["HTTPBearer"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "the worker's token (--token)",
+    }
+    assert spec["paths"]["/tasks"]["post"]["security"] == [{"HTTPBearer": []}]
+    assert "click Authorize" in spec["info"]["description"]
+
+
+def test_token_auto_makes_one_and_prints_it_once(tmp_path, client):
+    name = f"test-tok-{uuid.uuid4().hex[:8]}"
+    with cube_server(tmp_path, name, db=None, token="auto") as s:
+        (line,) = [x for x in s.lines if x.startswith("token: ")]
+        token = line.split()[1]
+        assert len(token) >= 24 and line.endswith(f"(send it as the header Authorization: Bearer {token})")
+        assert httpx.get(f"{s.url}/tasks", timeout=5).status_code == 401
+        assert (
+            httpx.get(f"{s.url}/tasks", headers={"Authorization": f"Bearer {token}"}, timeout=5).json() == []
+        )
+        assert token not in s.stderr()
+
+
+def test_on_loopback_a_token_is_optional_as_before(tmp_path):
+    with cube_server(tmp_path, f"test-tok-{uuid.uuid4().hex[:8]}", db=None, token=None) as s:
+        assert httpx.get(f"{s.url}/tasks", timeout=5).json() == []
+
+
+def test_with_a_token_it_may_listen_beyond_loopback(tmp_path):
+    name = f"test-tok-{uuid.uuid4().hex[:8]}"
+    with cube_server(tmp_path, name, db=None, host="0.0.0.0") as s:
+        port = s.port
+        assert httpx.get(f"http://127.0.0.1:{port}/tasks", headers=s.headers, timeout=5).json() == []
+        assert httpx.get(f"http://127.0.0.1:{port}/tasks", timeout=5).status_code == 401
+
+
+def test_a_server_in_python_keeps_the_same_rules():
+    w = Worker(f"test-tok-{uuid.uuid4().hex[:8]}")
+    with pytest.raises(ValueError, match="refusing to listen on 0.0.0.0 without a token"):
+        Server(w, host="0.0.0.0")
+    with pytest.raises(ValueError, match="token: an empty token"):
+        Server(w, token="")
+    with Server(w, token="t0ken") as server:
+        assert server.headers == {"Authorization": "Bearer t0ken"}
+        assert httpx.get(f"{server.url}/stats", timeout=5).status_code == 401
+        assert httpx.get(f"{server.url}/stats", headers=server.headers, timeout=5).status_code == 200
+    w.close()
