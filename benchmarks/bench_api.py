@@ -2,7 +2,8 @@
 
 Two ways, taking turns, in one run:
 
-- api:    a worker process (`python -m cube worker --port 0`) driven over HTTP with httpx:
+- api:    a worker process (`python -m cube worker --port 0 --token ...`) driven over HTTP with httpx,
+          every request carrying its token:
           POST /tasks, then GET /tasks until it says RUNNING (GET /tasks/{id} would also ask the
           engine, every time); DELETE /tasks/{id}, then ask the engine until the container is gone;
 - worker: a started Worker in this process: add_task(), then worker.db until RUNNING;
@@ -15,6 +16,7 @@ parallel=1 on the same engine. Prints medians and the ratio api/worker.
 """
 
 import argparse
+import secrets
 import statistics
 import subprocess
 import sys
@@ -89,8 +91,9 @@ def main() -> int:
     print(check_engine(client))
     ensure_demo_image(client)
     names = [f"bench-api-{uuid.uuid4().hex[:6]}", f"bench-worker-{uuid.uuid4().hex[:6]}"]
+    token = secrets.token_urlsafe(24)  # as a worker beyond loopback must have: every request carries it
     server = subprocess.Popen(
-        [sys.executable, "-m", "cube", "worker", "--port", "0", "--name", names[0]],
+        [sys.executable, "-m", "cube", "worker", "--port", "0", "--name", names[0], "--token", token],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
@@ -100,7 +103,7 @@ def main() -> int:
         url = server.stdout.readline().split(" listening on ")[1].split()[0]
         worker.start()
         times: dict[str, list[tuple[float, float]]] = {"api": [], "worker": []}
-        with httpx.Client(base_url=url, timeout=10) as http:
+        with httpx.Client(base_url=url, timeout=10, headers={"Authorization": f"Bearer {token}"}) as http:
             via_api(http, client), via_worker(worker, client)  # warm-up
             for run in range(args.runs):
                 order = ["api", "worker"] if run % 2 == 0 else ["worker", "api"]

@@ -219,7 +219,7 @@ def test_run_next_and_stop_on_the_books_worker_and_on_cubes(lab, page, worker, c
 def api_server(client):
     """A worker's API on a free port of 127.0.0.1, in this process; its containers removed after."""
     worker = Worker(f"test-docs-{uuid.uuid4().hex[:8]}", client)
-    server = Server(worker)
+    server = Server(worker, token=f"docs-{uuid.uuid4().hex}")
     yield server
     server.stop()
     worker.close()
@@ -227,7 +227,7 @@ def api_server(client):
         c.remove(force=True)
 
 
-def test_the_api_docs_page_starts_a_task(api_server, page):
+def test_the_api_docs_page_takes_the_token_and_starts_a_task(api_server, page):
     failed = []
     page.on("requestfailed", lambda r: failed.append(f"{r.url}: {r.failure}"))
     page.goto(f"{api_server.url}/docs")
@@ -236,6 +236,15 @@ def test_the_api_docs_page_starts_a_task(api_server, page):
         expect(post).to_be_visible(timeout=15_000)
     except AssertionError:
         pytest.fail(f"/docs shows no operations; requests that failed: {failed}")
+
+    # The page loads without the token; its requests need it: Authorize takes it for all of them.
+    token = api_server.headers["Authorization"].removeprefix("Bearer ")
+    page.locator(".auth-wrapper").get_by_role("button", name="Authorize").click()
+    dialog = page.locator(".modal-ux")
+    dialog.locator(".auth-container input").fill(token)
+    dialog.locator("button.authorize").click()  # its accessible name is "Apply credentials"
+    expect(dialog.get_by_text("Authorized", exact=True)).to_be_visible()
+    dialog.locator("button.btn-done").click()
 
     post.locator(".opblock-summary").click()
     post.get_by_role("button", name="Try it out").click()
@@ -259,7 +268,11 @@ def test_the_api_docs_page_starts_a_task(api_server, page):
     r = httpx.get(f"http://127.0.0.1:{task.host_ports['80/tcp']}/", timeout=5)
     assert r.text.strip() == f"Hello from {task.container_id[:12]}"
 
-    assert httpx.delete(f"{api_server.url}/tasks/{task_id}", timeout=5).status_code == 204
+    assert httpx.delete(f"{api_server.url}/tasks/{task_id}", timeout=5).status_code == 401
+    assert (
+        httpx.delete(f"{api_server.url}/tasks/{task_id}", headers=api_server.headers, timeout=5).status_code
+        == 204
+    )
     while worker.db[task_id].state is not State.COMPLETED:
         assert time.monotonic() < deadline + 10, worker.db[task_id]
         time.sleep(0.1)
