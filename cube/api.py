@@ -33,10 +33,10 @@ from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 
-from cube.docker import ENGINE_ERRORS, Docker, is_unreachable
+from cube.docker import Docker, EngineError
 from cube.state import FINAL_STATES, State, valid_state_transition
 from cube.stats import Metrics
-from cube.task import Task
+from cube.task import Task, TaskError
 from cube.worker import Worker
 
 log = logging.getLogger(__name__)
@@ -115,11 +115,9 @@ def create_app(worker: Worker, metrics: Metrics | None = None) -> FastAPI:
         base = {k: v for k, v in base.items() if k in TaskSpec.model_fields}
         try:
             task = Task.from_dict({**base, "state": "SCHEDULED"})
-        except ValueError as e:
-            field = str(e).split(":")[0].split("/")[0]
-            raise Problem(
-                422, str(e), f"body.task.{field}" if field in TaskSpec.model_fields else "body.task"
-            ) from None
+        except TaskError as e:
+            where = f"body.task.{e.field}" if e.field in TaskSpec.model_fields else "body.task"
+            raise Problem(422, str(e), where) from None
         worker.add_task(task)
         return task.to_dict()
 
@@ -187,8 +185,8 @@ def _container(worker: Worker, task: Task) -> dict | None:
         return None
     try:
         seen = Docker(client=worker.client).inspect(task.container_id)
-    except ENGINE_ERRORS as e:
-        why = "no engine answers" if is_unreachable(e) else "the engine refused to say"
+    except EngineError as e:
+        why = "no engine answers" if e.unreachable else "the engine refused to say"
         return {"status": "unknown", "exit_code": None, "host_ports": {}, "error": why}
     return {"status": seen.status, "exit_code": seen.exit_code, "host_ports": seen.host_ports}
 

@@ -165,12 +165,17 @@ def test_history_and_listeners_see_every_change_in_order(worker, demo_image):
         (State.RUNNING, State.COMPLETED),
     ]
     assert [m.time for m in moves] == sorted(m.time for m in moves)
+    assert eventually(lambda: len(heard) == 5), heard  # told on the notifier's thread, soon after
     assert [c for c in heard if isinstance(c, Transition)] == moves
+    assert [type(c) for c in heard] == [Task, Transition, Transition, Task, Transition], "in order"
     assert [c.state for c in heard if isinstance(c, Task)] == [State.SCHEDULED, State.COMPLETED]
     assert worker.history() == moves
 
     unsubscribe()
+    later: list = []
+    worker.subscribe(later.append)  # told after the first listener would be, of the same change
     worker.add_task(t)
+    assert eventually(lambda: later), "the request was told"
     assert len(heard) == 5, "nothing heard after unsubscribing"
 
 

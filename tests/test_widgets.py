@@ -57,7 +57,7 @@ def test_a_bad_name_is_a_message_and_nothing_is_queued(panel):
     panel.task_name.value = "my web server"
     panel.enqueue_button.click()
     assert panel.last_message.startswith("Not enqueued: name:")
-    assert panel.worker.queue == []
+    assert panel.worker.queue == ()
     assert panel.task_name.value == "my web server", "the input is kept so it can be corrected"
 
 
@@ -170,7 +170,7 @@ def test_a_second_stop_click_before_the_first_is_done_is_refused_by_the_panel(pa
     assert panel.last_message.startswith("Stop of ") and "already asked for" in panel.last_message
     panel.wait()
     assert only_task(panel).state is State.COMPLETED
-    assert panel.worker.queue == [], "one stop request, not two"
+    assert panel.worker.queue == (), "one stop request, not two"
 
 
 def test_closing_a_panel_twice_is_harmless(worker, demo_image):

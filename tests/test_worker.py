@@ -95,7 +95,7 @@ def test_no_task_is_lost_with_one_thread_adding_while_another_runs(offline):
     for t in threads:
         t.join()
     assert seen == names
-    assert offline.queue == []
+    assert offline.queue == ()
     assert offline.task_count == n
 
 
@@ -122,7 +122,7 @@ def test_add_task_refuses_an_invalid_task_and_queues_nothing(offline):
     t.memory = -1  # a dataclass does not check on assignment; add_task does
     with pytest.raises(ValueError, match="memory"):
         offline.add_task(t)
-    assert offline.queue == []
+    assert offline.queue == ()
     assert offline.task_count == 0
 
 
@@ -284,7 +284,7 @@ def test_running_tasks_observed_again_change_nothing(worker, demo_image):
     for t in tasks:
         worker.add_task(t)
         assert worker.run_task().error is None
-    before = worker.db
+    before = dict(worker.db)  # a copy: worker.db is a live view
     assert worker.update_tasks() == []
     assert worker.update_tasks() == []
     assert worker.db == before
@@ -301,7 +301,7 @@ def test_a_task_with_an_operation_under_way_is_not_started_again_by_another_call
 def test_a_dict_given_to_add_task_is_a_value_error_saying_what_to_pass(offline):
     with pytest.raises(ValueError, match=r"^task: add_task takes a cube.Task, got a dict.*Task.from_dict"):
         offline.add_task({"image": "img", "state": "SCHEDULED"})
-    assert offline.queue == []
+    assert offline.queue == ()
 
 
 def test_the_engine_takes_the_smallest_limits_and_a_counted_restart_policy(worker, client, demo_image):
