@@ -27,17 +27,19 @@ import docker
 import requests
 import urllib3
 from docker import DockerClient
+from docker.context import ContextAPI
 from docker.errors import APIError, DockerException, ImageNotFound
 
 from cube.observe import GONE, DockerResult, Observed, describe_exit
 from cube.task import Config
 
-__all__ = ["Docker", "DockerClient", "DockerResult", "EngineError", "Observed", "connect"]
+__all__ = ["Docker", "DockerClient", "DockerResult", "EngineError", "Observed", "connect", "context"]
 log = logging.getLogger(__name__)
 
 ENGINE_TIMEOUT = 5  # seconds to wait for an engine that accepted a request to answer it
 STOP_TIMEOUT = 10  # seconds Docker waits after SIGTERM before it sends SIGKILL
 SETTLE_TIMEOUT = 2.0  # how long run() watches for the command to show up beside init
+SDK_VERSION = docker.__version__
 _SDK_ERRORS = (DockerException, requests.RequestException)  # the SDK lets requests' own through
 _STREAM_ERRORS = (*_SDK_ERRORS, urllib3.exceptions.HTTPError, OSError, ValueError)  # and, in a stream, these
 
@@ -60,6 +62,15 @@ def connect(client: DockerClient | None = None) -> DockerClient:
     if client is None:
         engine._call("version", about="the Docker engine")  # making the client asked the engine already
     return engine.client
+
+
+def context(name: str | None = None) -> tuple[str, str] | None:
+    """The docker CLI's context `name` (else the current one) as (its name, its engine's address);
+    None if there is none, or the CLI's configuration cannot be read."""
+    with suppress(DockerException):
+        found = ContextAPI.get_context(name) if name else ContextAPI.get_current_context()
+        return found and (found.Name, found.Host)
+    return None
 
 
 class Docker:

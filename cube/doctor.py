@@ -20,10 +20,7 @@ import os
 import shutil
 from dataclasses import dataclass, field
 
-import docker
-from docker.context import ContextAPI
-
-from cube.docker import Docker, EngineError
+from cube.docker import SDK_VERSION, Docker, DockerClient, EngineError, context
 from cube.image import DEMO_IMAGE, builds_offline
 
 DEFAULT_ADDRESS = "unix:///var/run/docker.sock"
@@ -79,7 +76,7 @@ def doctor() -> Report:
     return report
 
 
-def check_engine(client: docker.DockerClient | None = None) -> str:
+def check_engine(client: DockerClient | None = None) -> str:
     """Say which Docker engine answers; raise RuntimeError saying what to do if none does."""
     try:
         return f"Docker engine {Docker(client=client).version()['Version']} answers"
@@ -93,23 +90,20 @@ def default_address() -> tuple[str, str]:
     if os.environ.get("DOCKER_HOST"):
         return os.environ["DOCKER_HOST"], "set by DOCKER_HOST"
     name = os.environ.get("DOCKER_CONTEXT")
-    try:
-        context = ContextAPI.get_context(name) if name else ContextAPI.get_current_context()
-    except docker.errors.DockerException:
-        context = None
-    if context is None or (context.Name == "default" and not name):
+    found, host = context(name) or ("default", None)
+    if host is None or (found == "default" and not name):
         return DEFAULT_ADDRESS, "the default: no DOCKER_HOST is set and no docker context is chosen"
     source = "DOCKER_CONTEXT" if name else "`docker context use`"
-    return context.Host, f"docker context {context.Name!r}, chosen by {source}"
+    return host, f"docker context {found!r}, chosen by {source}"
 
 
 def _sdk() -> Check:
-    have = tuple(int(x) for x in docker.__version__.split(".")[:2])
+    have = tuple(int(x) for x in SDK_VERSION.split(".")[:2])
     if have >= MIN_SDK:
-        return Check(True, f"Docker SDK for Python {docker.__version__}")
+        return Check(True, f"Docker SDK for Python {SDK_VERSION}")
     return Check(
         False,
-        f"Docker SDK for Python {docker.__version__} is older than 7.2: it ignores the docker context",
+        f"Docker SDK for Python {SDK_VERSION} is older than 7.2: it ignores the docker context",
         "pip install -U 'docker>=7.2' (or make setup again)",
     )
 

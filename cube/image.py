@@ -17,9 +17,7 @@ import struct
 import tarfile
 from collections.abc import Callable
 
-import docker
-
-from cube.docker import Docker, EngineError
+from cube.docker import Docker, DockerClient, EngineError
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +37,7 @@ CMD {json.dumps(["sh", "-c", _SERVE])}
 
 
 def ensure_demo_image(
-    client: docker.DockerClient | None = None,
+    client: DockerClient | None = None,
     on_step: Callable[[int, int], None] | None = None,
 ) -> str:
     """Build the demo image unless it is already here. Returns its name.
