@@ -67,6 +67,7 @@ bench: setup
 	$(BIN)/python benchmarks/bench_worker.py
 	$(BIN)/python benchmarks/bench_loop.py
 	$(BIN)/python benchmarks/bench_api.py
+	$(BIN)/python benchmarks/bench_db.py
 
 clean:
 	rm -rf $(VENV) *.egg-info

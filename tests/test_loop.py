@@ -196,3 +196,23 @@ def test_a_failed_task_started_again_gets_a_new_container_under_the_same_id(work
         (State.SCHEDULED, State.RUNNING),
     ]
     assert [c.id for c in mine(client, task=str(t.id))] == [rec.container_id]
+
+
+def test_a_listener_that_takes_a_second_does_not_slow_a_start_and_hears_every_change_in_order(
+    worker, demo_image
+):
+    heard: list = []
+
+    def slow(change) -> None:
+        time.sleep(1)
+        heard.append((change, threading.current_thread().name))
+
+    worker.subscribe(slow)
+    t = Task(image=demo_image, state=State.SCHEDULED)
+    began = time.monotonic()
+    assert worker.start_task(t).error is None
+    took = time.monotonic() - began
+    assert took < 0.9, f"the start took {took:.2f} s: it waited for its listener"
+    assert eventually(lambda: len(heard) == 2, seconds=5)
+    assert [(c.src, c.dst) for c, _ in heard] == [(None, State.SCHEDULED), (State.SCHEDULED, State.RUNNING)]
+    assert {thread for _, thread in heard} == {f"cube-{worker.name}-notifier_0"}, "one thread of its own"
