@@ -248,7 +248,7 @@ class Records(Mapping):
     def items(self) -> list[tuple[uuid.UUID, Task]]:
         return [(t.id, t) for t in self._store.tasks()]
 
-    def __setitem__(self, task_id, task) -> None:
+    def __setitem__(self, *_) -> None:
         raise TypeError(f"worker.db {_READ_ONLY}")
 
     __delitem__ = __setitem__

@@ -320,3 +320,26 @@ def test_the_queued_request_shares_nothing_with_the_callers_task(offline):
     t.port_bindings["80/tcp"] = "9090"
     (queued,) = offline.queue
     assert (queued.exposed_ports, queued.port_bindings) == ({"80/tcp"}, {"80/tcp": "8080"})
+
+
+def test_db_and_queue_refuse_writes_saying_to_use_add_task(offline):
+    t = Task(name="web", image="img", state=State.SCHEDULED)
+    with pytest.raises(TypeError, match=r"worker.db is read-only.*worker.add_task\(task\)"):
+        offline.db[t.id] = t  # as Go's w.Db[t.ID] = &t
+    with pytest.raises(TypeError, match="add_task"):
+        del offline.db[t.id]
+    with pytest.raises(TypeError, match=r"worker.queue is a copy .*worker.add_task\(task\)"):
+        offline.queue.append(t)
+    with pytest.raises(TypeError, match="add_task"):
+        offline.queue += (t,)
+    assert (offline.queue, len(offline.db), offline.task_count) == ((), 0, 0), "nothing was queued or stored"
+
+
+def test_db_is_a_live_view_that_reads_the_task_asked_for(offline):
+    db, t = offline.db, Task(name="web", image="img", state=State.RUNNING)
+    assert t.id not in db and db.get(t.id) is None
+    with pytest.raises(KeyError):
+        db[t.id]
+    offline.store.save(t)  # recorded after the view was taken
+    assert db[t.id] == t and list(db) == [t.id] and len(db) == 1 and db == {t.id: t}
+    assert db[t.id] is not db[t.id], "each lookup reads the record afresh: changing it changes nothing"
