@@ -13,6 +13,7 @@ from nbclient import NotebookClient
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_notebook_01_runs_top_to_bottom_without_a_docker_engine(monkeypatch, tmp_path):
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-engine-here.sock")  # the kernel inherits it
     notebook = nbformat.read(ROOT / "notebooks" / "01-tasks-and-states.ipynb", as_version=4)

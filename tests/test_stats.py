@@ -119,6 +119,7 @@ def measured(metrics: Metrics, *tasks: Task, within: float = 8) -> dict[str, dic
     return eventually(ready, seconds=within, every=0.2) or pytest.fail(f"not measured: {metrics.snapshot()}")
 
 
+@pytest.mark.slow
 def test_a_busy_container_reads_about_one_core_and_an_idle_one_little(worker, metrics, demo_image):
     busy = run(worker, Task(name=f"{worker.name}-busy", image=demo_image, cmd=BUSY))
     idle = run(worker, Task(name=f"{worker.name}-idle", image=demo_image))
@@ -172,6 +173,7 @@ def test_task_count_and_states_count_the_workers_tasks(worker, metrics, demo_ima
     assert [e["id"] for e in snap["tasks"]] == [str(running.id)]
 
 
+@pytest.mark.slow
 def test_stop_ends_the_sampling_threads_while_containers_are_followed(worker, demo_image):
     run(worker, Task(image=demo_image))
     before = set(threading.enumerate())

@@ -99,6 +99,7 @@ def test_the_table_follows_changes_made_outside_the_panel(panel):
     assert panel.running.value == task.id
 
 
+@pytest.mark.slow
 def test_the_demo_image_is_built_in_the_background_while_buttons_answer(worker, client):
     for c in client.containers.list(all=True, filters={"ancestor": DEMO_IMAGE}):
         pytest.fail(f"container {c.name} still uses the demo image; cannot test its build")
@@ -150,6 +151,7 @@ def test_the_panel_drives_a_started_worker_and_redraws_when_told(panel, client):
     assert panel.running.options == ()
 
 
+@pytest.mark.slow
 def test_the_table_shows_each_running_tasks_cpu_and_memory(panel):
     panel.worker.add_task(
         Task(image=DEMO_IMAGE, state=State.SCHEDULED, cmd=["sh", "-c", "while :; do :; done"])

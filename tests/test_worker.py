@@ -304,6 +304,7 @@ def test_a_dict_given_to_add_task_is_a_value_error_saying_what_to_pass(offline):
     assert offline.queue == ()
 
 
+@pytest.mark.slow
 def test_the_engine_takes_the_smallest_limits_and_a_counted_restart_policy(worker, client, demo_image):
     t = Task(image=demo_image, state=State.SCHEDULED, memory=6 * MiB, cpu=0.01, restart_policy="on-failure:3")
     worker.add_task(t)
