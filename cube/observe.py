@@ -1,19 +1,22 @@
-"""What the engine said, and what it means for a task: the worker's rules for observed state.
+"""What the engine says, and the worker's rules for what it means for a task.
 
-Pure: no engine, no store. Observed is what the engine says of a container, DockerResult what an
-operation of the Docker wrapper came to (listing 4.6); the rules take the worker's record of a task
-and one of these, and return the record as it should be now:
+Pure: no engine, no store, so it can be read and tested on its own. Observed is what the engine says
+of a container, DockerResult what an operation of the Docker wrapper came to (listing 4.6),
+EngineError a call it refused or never answered. The rules take the worker's record of a task and
+return it as it should be now:
 
 - a container that runs (or that Docker is restarting under the task's restart policy) is RUNNING;
 - exit code 0 is COMPLETED; any other exit code, an out-of-memory kill, or a container that is
   gone is FAILED, with the exit code and a reason in words;
-- a stop the worker was asked for is COMPLETED, whatever code the container exited with.
+- a stop the worker was asked for is COMPLETED, whatever code the container exited with;
+- a start or stop may begin only as the transition map allows, and one at a time on a task.
 """
 
+import copy
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
-from cube.state import State
+from cube.state import FINAL_STATES, State, valid_state_transition
 from cube.task import Task
 
 GONE = "gone"  # the status of a container the engine no longer has
@@ -94,6 +97,62 @@ class DockerResult:
     unreachable: bool = False
 
 
+class EngineError(Exception):
+    """A call to the engine failed; str() says what failed, for what, and what to do.
+
+    step is what was asked ("create", "pull", "start", "stop", "inspect", "list", "remove", "kill",
+    "stats", ...); unreachable is True if no engine answered; status is the engine's HTTP status.
+    """
+
+    def __init__(self, step: str, message: str, unreachable: bool = False, status: int | None = None) -> None:
+        super().__init__(message)
+        self.step, self.unreachable, self.status = step, unreachable, status
+
+
+def explain(step: str, status: int | None, name: str, image: str) -> str | None:
+    """What the engine's refusal of a step means, where its own words would mislead; else None."""
+    if step == "pull":
+        registry = "has no such image" if status == 404 else "could not be reached"
+        build = "build the image here first (cube.ensure_demo_image() builds the demo web server)"
+        return (
+            f"image {image!r} is not on this machine and its registry {registry}. Check its name, or {build}"
+        )
+    if (step, status) == ("create", 409):
+        return f"a container named {name!r} already exists. Name the task otherwise, or `docker rm -f {name}`"
+    if (step, status) == ("start", 409):  # created a moment ago: someone is removing it, or paused it
+        return (
+            "the engine refused to start it: someone else (another worker, `docker rm`) removes or changes it"
+        )
+    return None
+
+
+def refusal(task: Task, known: Task | None, op: str, busy: str, worker: str) -> str | None:
+    """Why `op` ("start" or "stop") may not begin on the task now, or None if it may.
+
+    known is the worker's record of the task; busy the operation under way on it, if any.
+    """
+    label = task.name or task.id
+    if busy:
+        doing = {"start": "started", "stop": "stopped"}[busy]
+        return f"task {label} is being {doing} by another thread; try again when it is done"
+    if op == "stop" and known is None:
+        return f"worker {worker} has no record of task {label}: there is nothing to stop"
+    if known and not valid_state_transition(
+        known.state, State.SCHEDULED if op == "start" else State.COMPLETED
+    ):
+        if op == "stop":
+            return f"task {label} is already {known.state}: there is nothing to stop"
+        where = f" in container {known.container_id[:12]}" if known.container_id else ""
+        return f"task {label} is already {known.state}{where}: stop it before starting it again"
+    return None
+
+
+def intent(task: Task) -> Task:
+    """The task as recorded before it is started: SCHEDULED, with its start time, nothing observed yet."""
+    return replace(copy.deepcopy(task), state=State.SCHEDULED, container_id="", host_ports={}, exit_code=None,
+                   restarts=0, reason="starting", start_time=datetime.now(UTC), finish_time=None)  # fmt: skip
+
+
 def started(task: Task, result: DockerResult) -> Task:
     """The task after Docker.run() answered: RUNNING, or COMPLETED or FAILED if it has ended."""
     seen, done = result.observed, replace(task, container_id=result.container_id)
@@ -143,6 +202,12 @@ def observed(task: Task, seen: Observed) -> Task | None:
     else:  # created, or being removed: nothing to tell yet
         return None
     return None if new == task else new
+
+
+def unneeded(task: Task | None, seen: Observed) -> bool:
+    """True if no task needs this container of the worker's: its task has finished, or runs in another."""
+    running_elsewhere = task and task.state is State.RUNNING and task.container_id != seen.container_id
+    return bool(task and task.state in FINAL_STATES or running_elsewhere)
 
 
 def describe_exit(seen: Observed) -> str:

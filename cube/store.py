@@ -15,7 +15,7 @@ import json
 import sqlite3
 import threading
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
 
@@ -46,14 +46,17 @@ class Store:
     Args:
         path: the database file, created if missing; None keeps everything in memory.
         worker: the worker's name. A file remembers the name it was made for, and refuses another.
+        on_change: told of each move saved and each request queued, in that order (in the transaction).
 
     Raises:
         StoreInUse: another worker has the file open.
         ValueError: the file belongs to a worker with another name.
     """
 
-    def __init__(self, path: str | None, worker: str) -> None:
-        self.path = path
+    def __init__(
+        self, path: str | None, worker: str, on_change: Callable[[Transition], None] | None = None
+    ) -> None:
+        self.path, self.on_change = path, on_change or (lambda change: None)
         self._lock = threading.RLock()
         self._depth = 0
         self._out: dict[uuid.UUID, tuple[int, Task]] = {}  # requests handed out by dequeue(): seq, request
@@ -150,6 +153,15 @@ class Store:
                     "INSERT INTO history (time, task_id, src, dst, reason) VALUES (?, ?, ?, ?, ?)",
                     (t.time.isoformat(), str(t.task_id), t.src and t.src.name, t.dst.name, t.reason),
                 )
+                self.on_change(t)
+
+    def swap(self, old: Task, new: Task, transition: Transition) -> bool:
+        """Save `new` and the move, if the record is still `old` and no operation is under way on it."""
+        with self.transaction():
+            if self.task(old.id) != old or self.op(old.id):
+                return False
+            self.save(new, "", transition)
+            return True
 
     # --- the queue -------------------------------------------------------------------------------
 
@@ -162,6 +174,7 @@ class Store:
                 (seq, str(task.id), json.dumps(task.to_dict())),
             )
             self._db.execute("INSERT OR IGNORE INTO given VALUES (?)", (str(task.id),))
+            self.on_change(task)
 
     def dequeue(self) -> Task | None:
         """Hand out the first request whose task is free: no operation under way on it, and none of its
@@ -196,6 +209,12 @@ class Store:
         with self._lock:
             if self._out.get(request.id, (None, None))[1] is request:
                 del self._out[request.id]
+
+    def put_back(self, task: Task, request: Task) -> None:
+        """Save the task (its operation over) and queue the request again, first, in one transaction."""
+        with self.transaction():
+            self.save(task)
+            self.enqueue(request, front=True)
 
     def queued(self) -> list[Task]:
         """The requests waiting, front first."""

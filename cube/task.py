@@ -183,6 +183,24 @@ class Config:
     cmd: list[str] = field(default_factory=list)
     labels: dict[str, str] = field(default_factory=dict)
 
+    def host_config(self) -> dict:
+        """How the engine should host the container: its HostConfig, as `docker inspect` shows it."""
+        policy, _, retries = self.restart_policy.partition(":")  # Docker's spelling: "on-failure:3"
+        return {
+            "PortBindings": {p: [{"HostIp": "", "HostPort": str(h or "")}] for p, h in self.ports().items()},
+            # Publish what the image EXPOSEs too, as the book does; but not when the task binds ports
+            # itself: the engine would publish those a second time, on random host ports.
+            "PublishAllPorts": not self.port_bindings,
+            "Init": True,  # a PID 1 that passes SIGTERM on: a stop takes no 10 s
+            "NanoCpus": int(self.cpu * 1e9),
+            "Memory": self.memory,
+            "RestartPolicy": {"Name": policy or "no", "MaximumRetryCount": int(retries or 0)},
+        }
+
+    def ports(self) -> dict[str, str | None]:
+        """Each container port to publish, and its host port (None: the engine picks one)."""
+        return {p: self.port_bindings.get(p) for p in self.exposed_ports} | self.port_bindings
+
     @classmethod
     def from_task(cls, task: Task, worker: str = "") -> "Config":
         """The book's NewConfig. Labels mark the container as cube's, for its task and worker."""

@@ -217,6 +217,8 @@ def test_a_task_gets_its_limits_restart_policy_and_host_port(worker, client, dem
     assert host["RestartPolicy"]["Name"] == "unless-stopped"
     assert host["PortBindings"]["80/tcp"][0]["HostPort"] == str(port)
     assert running.host_ports["80/tcp"] == port
+    published = client.api.inspect_container(running.container_id)["NetworkSettings"]["Ports"]["80/tcp"]
+    assert {b["HostPort"] for b in published} == {str(port)}, "published there only, not again elsewhere"
     assert page(port).startswith("Hello from ")
 
 
