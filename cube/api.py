@@ -11,7 +11,8 @@ queue, and the worker's own loop does the work. Open /docs for an interactive pa
     GET    /stats                  the machine and the tasks (cube.stats) -> 200
 
 JSON uses snake_case, states by name ("RUNNING"), times in ISO 8601 UTC. Bad input never gives a
-500: every error is a 4xx with {"error": a sentence, "where": the place in the request, or null}.
+500: every error is a 4xx with {"error": a sentence, "where": the place in the request, or null}
+(cube.refusals).
 
 Where cube differs from the book's API: the book writes a 400 and then carries on (no return) into
 a nil dereference, ignores a malformed uuid, and panics on a type assertion in GET /tasks/{id}.
@@ -26,22 +27,18 @@ from dataclasses import replace
 from typing import Literal
 
 import uvicorn
-from fastapi import FastAPI, Request, Response
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI, Response
 from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.exceptions import HTTPException
 
 from cube.docker import Docker, EngineError
+from cube.refusals import LimitBody, Problem, install
 from cube.state import FINAL_STATES, State, valid_state_transition
 from cube.stats import Metrics
 from cube.task import Task, TaskError
 from cube.worker import Worker
 
 log = logging.getLogger(__name__)
-
-MAX_BODY = 64 * 1024  # bytes; a task event is a few hundred
 
 
 class TaskSpec(BaseModel):
@@ -71,14 +68,6 @@ class TaskEvent(BaseModel):
     task: TaskSpec
 
 
-class Problem(Exception):
-    """A request the API refuses: an HTTP status, a sentence, and where in the request."""
-
-    def __init__(self, status: int, error: str, where: str | None = None) -> None:
-        super().__init__(error)
-        self.status, self.error, self.where = status, error, where
-
-
 def create_app(worker: Worker, metrics: Metrics | None = None) -> FastAPI:
     """An API over `worker`. While the app runs, the worker's loop and the metrics sampler run."""
     metrics = metrics or Metrics(worker)
@@ -96,9 +85,9 @@ def create_app(worker: Worker, metrics: Metrics | None = None) -> FastAPI:
         description="The worker of a small container orchestrator: queue tasks, watch them run.",
         lifespan=lifespan,
     )
-    app.add_middleware(_LimitBody)
+    app.add_middleware(LimitBody)
     app.add_middleware(_BehindProxy)
-    _install_error_handlers(app)
+    install(app)
 
     @app.post("/tasks", status_code=201, summary="Queue a task event: start (SCHEDULED) or stop (COMPLETED)")
     def post_task(event: TaskEvent) -> dict:
@@ -189,93 +178,6 @@ def _container(worker: Worker, task: Task) -> dict | None:
         why = "no engine answers" if e.unreachable else "the engine refused to say"
         return {"status": "unknown", "exit_code": None, "host_ports": {}, "error": why}
     return {"status": seen.status, "exit_code": seen.exit_code, "host_ports": seen.host_ports}
-
-
-def _install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(Problem)
-    async def problem(request: Request, e: Problem) -> JSONResponse:
-        return JSONResponse({"error": e.error, "where": e.where}, status_code=e.status)
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid(request: Request, e: RequestValidationError) -> JSONResponse:
-        kind = request.headers.get("content-type", "")
-        if request.method == "POST" and "json" not in kind:
-            error = f"the body must be JSON, sent with Content-Type: application/json (not {kind or 'none'})"
-            return JSONResponse({"error": error, "where": "header.content-type"}, status_code=415)
-        errors = [{"where": _where(err), "error": _sentence(err)} for err in e.errors()]
-        status = 400 if any(err["type"] == "json_invalid" for err in e.errors()) else 422
-        first = errors[0] if errors else {"where": None, "error": "the request is not valid"}
-        return JSONResponse({**first, "errors": errors}, status_code=status)
-
-    @app.exception_handler(HTTPException)
-    async def http(request: Request, e: HTTPException) -> JSONResponse:
-        where, headers = f"{request.method} {request.url.path}", e.headers
-        if e.status_code == 400:  # FastAPI could not parse the body at all (nested too deep, say)
-            return JSONResponse({"error": "the body is not valid JSON", "where": "body"}, status_code=400)
-        if e.status_code == 405:  # Starlette names only the first route's methods
-            matching = [r for r in app.routes if r.matches(request.scope)[0].value]  # the path fits
-            allowed = sorted({m for r in matching for m in getattr(r, "methods", None) or ()})
-            headers = {"Allow": ", ".join(allowed)}
-            error = f"{request.method} is not allowed on {request.url.path}; it takes {', '.join(allowed)}"
-        elif e.status_code == 404:
-            error = f"there is no {request.url.path} here; the endpoints are listed at /docs"
-        else:
-            error = str(e.detail)
-        return JSONResponse({"error": error, "where": where}, status_code=e.status_code, headers=headers)
-
-
-def _where(err: dict) -> str:
-    if err["type"] == "json_invalid":  # its loc is ("body", the character where it went wrong)
-        return "body"
-    return ".".join(map(str, err["loc"]))
-
-
-def _sentence(err: dict) -> str:
-    """Pydantic's message for one error, as a sentence naming the field."""
-    where = ".".join(str(p) for p in err["loc"][1:]) or "the body"
-    if err["type"] == "extra_forbidden":
-        return f"{where}: not a field a request may set (see /docs for the fields)"
-    if err["type"] == "model_attributes_type" and len(err["loc"]) == 1:
-        return 'the body must be a JSON object: {"state": "SCHEDULED", "task": {"image": "..."}}'
-    if err["type"] == "missing":
-        return f"{where}: missing"
-    if err["type"] == "json_invalid":
-        return (
-            f"the body is not valid JSON: {err['ctx']['error']}"
-            if "ctx" in err
-            else "the body is not valid JSON"
-        )
-    return f"{where}: {err['msg']}"
-
-
-class _LimitBody:
-    """Refuse a body over MAX_BODY bytes with 413, declared (Content-Length) or not (chunked).
-
-    The body is read here first, so that no route ever sees part of one that is too large.
-    """
-
-    def __init__(self, app) -> None:
-        self.app = app
-
-    async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "DELETE"):
-            return await self.app(scope, receive, send)
-        length = dict(scope["headers"]).get(b"content-length", b"")
-        body, more = b"", True
-        while more and len(body) <= MAX_BODY and not (length.isdigit() and int(length) > MAX_BODY):
-            message = await receive()
-            body += message.get("body", b"")
-            more = message.get("more_body", False)
-        if len(body) > MAX_BODY or (length.isdigit() and int(length) > MAX_BODY):
-            error = f'{{"error": "the body is larger than {MAX_BODY} bytes", "where": "body"}}'.encode()
-            json = [(b"content-type", b"application/json")]
-            await send({"type": "http.response.start", "status": 413, "headers": json})
-            return await send({"type": "http.response.body", "body": error})
-
-        async def replay():
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        await self.app(scope, replay, send)
 
 
 class _BehindProxy:
