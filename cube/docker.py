@@ -129,8 +129,8 @@ class Docker:
 
     def containers(self, labels: dict[str, str]) -> list[Observed]:
         """Every container, running or not, that carries all of `labels`."""
-        wanted = {"label": [f"{k}={v}" for k, v in labels.items()]}
-        return [Observed.from_summary(s) for s in self._call("list", all=True, filters=wanted, about="them")]
+        listed = self._call("list", all=True, filters={"label": [f"{k}={v}" for k, v in labels.items()]})
+        return [Observed.from_summary(s) for s in listed]
 
     def remove(self, container_id: str) -> None:  # running or not; one already gone is fine
         with suppress(_Gone):
@@ -239,7 +239,7 @@ class Docker:
                 self.client = docker.from_env(timeout=ENGINE_TIMEOUT, max_pool_size=32)
             return getattr(self.client.api, _CALLS.get(step, step))(*args, **kwargs)
         except _SDK_ERRORS as e:
-            raise self._error(step, e, about or self._about(args[0])) from e
+            raise self._error(step, e, about or self._about(*args[:1])) from e
 
     def _stream(self, step: str, *args, about: str = "", **kwargs) -> Iterator[dict]:
         about = about or self._about(*args)
