@@ -123,14 +123,16 @@ class Worker:
         is recorded first: after a crash, the next worker finishes this start (reconcile())."""
         if unrecovered := self._unrecovered():
             return unrecovered
-        planned, refused, resuming = self._intend(task, "start")  # SCHEDULED, with its start time
+        planned, refused, resuming = self._intend(
+            task, "start"
+        )  # record the intent: SCHEDULED, its start time
         if refused:
             return refused
-        result = self._docker(planned).run(adopt=resuming)  # the book's NewConfig, NewDocker and Run
-        if result.unreachable:  # nothing was decided: ask again later
+        result = self._docker(planned).run(adopt=resuming)  # NewConfig, NewDocker and Run, as the book
+        if result.unreachable:  # no engine heard it: nothing was decided, so ask again later
             return self._put_back(planned, State.SCHEDULED, result)
-        done = started(planned, result)  # RUNNING in its container, or FAILED, or COMPLETED if it ended
-        self._record(done, State.SCHEDULED, done.reason)
+        done = started(planned, result)  # RUNNING in its container; FAILED; COMPLETED if it ended at once
+        self._record(done, State.SCHEDULED, done.reason)  # record what the engine said
         return result
 
     def stop_task(self, task: Task) -> DockerResult:
@@ -138,19 +140,19 @@ class Worker:
         4.5). If the stop fails, the task keeps its state and the error is returned."""
         if unrecovered := self._unrecovered():
             return unrecovered
-        known, refused, _ = self._intend(task, "stop")  # a stop under way
+        known, refused, _ = self._intend(task, "stop")  # record the intent: a stop under way
         if refused:
             return refused
         nothing = DockerResult(action="stop", result="it had no container yet")  # a start put back
-        result = self._docker(known).stop(known.container_id) if known.container_id else nothing
-        if result.unreachable:  # nothing was decided: ask again later
+        result = self._docker(known).stop(known.container_id) if known.container_id else nothing  # d.Stop
+        if result.unreachable:  # no engine heard it: nothing was decided, so ask again later
             return self._put_back(known, State.COMPLETED, result)
         if result.error:
             log.warning("task %s was not stopped: %s", known.id, result.error)
             self._record(known, known.state, None)  # the stop is over, the task as it was
             return result
         done = stopped(known, result)  # COMPLETED, with its finish time
-        self._record(done, known.state, done.reason)
+        self._record(done, known.state, done.reason)  # record what the engine said
         return result
 
     def update_tasks(self) -> list[Transition]:
