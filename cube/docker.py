@@ -7,8 +7,7 @@ error says what failed and what to do; other calls raise EngineError. Where cube
   waits Docker's full 10 s. run() succeeds once the container's command runs: under init, Docker says
   "running" even for a command that cannot be executed (init exits 127 a moment later).
 - run(adopt=True) finishes an attempt cut short (a crash, an engine gone) instead of repeating it.
-- stop() only touches a container labelled for this task and worker; inspect() says "gone" for a
-  container that does not exist (the book's Inspect returns nil).
+- stop() touches only a container labelled for its task and worker; inspect() says "gone" (not nil).
 - No error escapes run() or stop(), not even a client that cannot be made (the book's NewDocker
   drops that one); clients cube makes give up after ENGINE_TIMEOUT s, not docker-py's 60.
 """
@@ -275,7 +274,8 @@ class _Gone(EngineError):
 # The docker.APIClient method for a step, where it is not the step's own name; how a step reads.
 _CALLS = {"inspect": "inspect_container", "image": "inspect_image", "list": "containers"}
 _CALLS |= {"remove": "remove_container", "create": "create_container"}
-_VERBS = {"list": "list the containers of", "version": "ask the version of", "image": "inspect"}
+_VERBS = {"list": "list the containers of", "version": "ask the version of", "image": "inspect", "create":
+          "create the container of", "pull": "pull the image of"}  # fmt: skip
 
 
 def _silence(error: BaseException | None) -> str:

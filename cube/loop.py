@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
 from typing import Protocol
 
 log = logging.getLogger(__name__)
@@ -109,7 +110,8 @@ class Notifier:
     def tell(self, change) -> None:
         """Hand the change to the notifier's thread (one job at a time, in order); returns at once."""
         if change is not None and self.listeners:
-            self._thread.submit(self._tell, change, list(self.listeners))
+            with suppress(RuntimeError):  # closed: the worker is closing, there is no one left to tell
+                self._thread.submit(self._tell, change, list(self.listeners))
 
     def close(self) -> None:
         """Tell what is left to tell, then end the thread."""

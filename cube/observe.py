@@ -113,10 +113,10 @@ def explain(step: str, status: int | None, name: str, image: str) -> str | None:
     """What the engine's refusal of a step means, where its own words would mislead; else None."""
     if step == "pull":
         registry = "has no such image" if status == 404 else "could not be reached"
-        build = "build the image here first (cube.ensure_demo_image() builds the demo web server)"
-        return (
-            f"image {image!r} is not on this machine and its registry {registry}. Check its name, or {build}"
+        build = (
+            "Check the image name, or build the image here first (cube.ensure_demo_image() builds the demo"
         )
+        return f"image {image!r} is not on this machine and the registry {registry}. {build} web server)."
     if (step, status) == ("create", 409):
         return f"a container named {name!r} already exists. Name the task otherwise, or `docker rm -f {name}`"
     if (step, status) == ("start", 409):  # created a moment ago: someone is removing it, or paused it
@@ -162,9 +162,9 @@ def started(task: Task, result: DockerResult) -> Task:
         done.finish_time = done.finish_time or datetime.now(UTC)
         return done
     if seen.ended:  # it did its work before anyone saw it run
-        ended = observed(replace(done, state=State.RUNNING), seen)
-        alone = " while no worker watched" if result.result == "adopted" else " at once"
-        return replace(ended, state=ended.state, reason=ended.reason + alone)
+        ended, how = observed(replace(done, state=State.RUNNING), seen), describe_exit(seen)
+        unseen = f"its container {how} while no worker watched" if result.result == "adopted" else ""
+        return replace(ended, reason=unseen or f"finished its work at once: {how}")
     done.state, done.host_ports, done.restarts = State.RUNNING, result.host_ports, seen.restart_count
     verb = "adopted its running" if result.result == "adopted" else "started"
     done.reason = f"{verb} container {done.container_id[:12]}"

@@ -127,6 +127,7 @@ def _when(value: object) -> bool:
 
 
 _NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+")  # Docker's own rule: two characters at least
+_NEEDS_IMAGE = "a task needs an image to run, e.g. image='cube/helloworld-http'"
 _NAMING = "{!r} cannot name a container; use two or more letters, digits, '_', '.' or '-', starting with "
 _NAMING += "a letter or digit (or '' to let Docker choose)"
 
@@ -135,7 +136,7 @@ _NAMING += "a letter or digit (or '' to let Docker choose)"
 RULES: list[tuple[str, Callable[[object], bool], str]] = [
     ("id", lambda v: isinstance(v, uuid.UUID), "expected a uuid.UUID, got {!r}"),
     ("state", lambda v: isinstance(v, State), "expected a cube.State such as State.SCHEDULED, got {!r}"),
-    ("image", lambda v: v and isinstance(v, str), "a task needs an image, e.g. image='cube/helloworld-http'"),
+    ("image", lambda v: v and isinstance(v, str), _NEEDS_IMAGE),
     ("name", lambda v: isinstance(v, str) and (not v or _NAME.fullmatch(v)), _NAMING),
     ("cpu", lambda v: type(v) in (int, float) and (v == 0 or MIN_CPU <= v < 1e6),
      f"must be 0 (no limit) or a number of cores from {MIN_CPU}, got {{!r}}"),
