@@ -138,6 +138,7 @@ def test_a_busy_container_reads_about_one_core_and_an_idle_one_little(worker, me
     assert (last[str(busy.id)]["name"], last[str(idle.id)]["name"]) == (busy.name, idle.name)
 
 
+@pytest.mark.slow
 def test_two_snapshots_a_second_apart_are_two_samples_of_the_machine(metrics):
     first = metrics.snapshot()
     time.sleep(1.2)
@@ -155,6 +156,7 @@ def test_two_snapshots_a_second_apart_are_two_samples_of_the_machine(metrics):
     assert isinstance(second["host"]["cpu_percent"], float), "two samples give a CPU percentage"
 
 
+@pytest.mark.slow
 def test_task_count_and_states_count_the_workers_tasks(worker, metrics, demo_image):
     assert (metrics.sample()["task_count"], metrics.sample()["tasks"]) == (0, [])
 
