@@ -78,7 +78,7 @@ class Task:
         for name, ok, says in RULES:
             value = getattr(self, name)
             if not ok(value):
-                raise TaskError(name, says.format(value))
+                raise TaskError(name, says(value) if callable(says) else says.format(value))
 
     def to_dict(self) -> dict:
         """The task as plain JSON types: states by name, times in ISO 8601, sets as sorted lists."""
@@ -113,6 +113,14 @@ def _fits(pattern: str, value: object) -> bool:
     return isinstance(value, str) and re.fullmatch(pattern, value) is not None
 
 
+def _host_port(value: object) -> bool:
+    return _fits(r"\d+", str(value)) and 0 < int(value) < 65536
+
+
+def _not_a_port(ports) -> str:
+    return next(f"{p!r} is not a port like '80/tcp'" for p in ports if not _port(p))
+
+
 def _port(value: object) -> bool:
     """A container port such as "80/tcp" ("80" is TCP), numbered 1-65535."""
     return _fits(r"\d+(/tcp|/udp|/sctp)?", value) and 0 < int(value.partition("/")[0]) < 65536
@@ -127,13 +135,14 @@ def _when(value: object) -> bool:
 
 
 _NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+")  # Docker's own rule: two characters at least
+_LEAST_MEMORY = f"Docker's smallest limit is 6 MiB ({MIN_MEMORY} bytes), got {{}}"
 _NEEDS_IMAGE = "a task needs an image to run, e.g. image='cube/helloworld-http'"
 _NAMING = "{!r} cannot name a container; use two or more letters, digits, '_', '.' or '-', starting with "
 _NAMING += "a letter or digit (or '' to let Docker choose)"
 
 # The rules of a Task, in the order they are checked: a field, a test its value must pass, and what
 # to say of a value that fails it ({!r} is the value).
-RULES: list[tuple[str, Callable[[object], bool], str]] = [
+RULES: list[tuple[str, Callable[[object], bool], str | Callable[[object], str]]] = [
     ("id", lambda v: isinstance(v, uuid.UUID), "expected a uuid.UUID, got {!r}"),
     ("state", lambda v: isinstance(v, State), "expected a cube.State such as State.SCHEDULED, got {!r}"),
     ("image", lambda v: v and isinstance(v, str), _NEEDS_IMAGE),
@@ -141,7 +150,7 @@ RULES: list[tuple[str, Callable[[object], bool], str]] = [
     ("cpu", lambda v: type(v) in (int, float) and (v == 0 or MIN_CPU <= v < 1e6),
      f"must be 0 (no limit) or a number of cores from {MIN_CPU}, got {{!r}}"),
     ("memory", _bytes, "must be a whole number of bytes >= 0 (0: no limit), got {!r}"),
-    ("memory", lambda v: not 0 < v < MIN_MEMORY, f"Docker's least is 6 MiB ({MIN_MEMORY} bytes), got {{}}"),
+    ("memory", lambda v: not 0 < v < MIN_MEMORY, _LEAST_MEMORY),
     ("disk", _bytes, "must be a whole number of bytes >= 0 (0: no limit), got {!r}"),
     ("restart_policy", lambda v: v in RESTART_POLICIES[:5] or _fits(r"on-failure:\d+", v),
      "{!r} is not one of " + ", ".join(map(repr, RESTART_POLICIES))),
@@ -149,11 +158,11 @@ RULES: list[tuple[str, Callable[[object], bool], str]] = [
      "must be a list of strings such as ['sh', '-c', 'exit 3'], got {!r}"),
     ("exposed_ports", lambda v: isinstance(v, set | frozenset | list | tuple),
      "must be a set of ports like {{'80/tcp'}}, got {!r}"),
-    ("exposed_ports", lambda v: all(map(_port, v)), "{!r} holds something that is not a port like '80/tcp'"),
+    ("exposed_ports", lambda v: all(map(_port, v)), _not_a_port),
     ("port_bindings", lambda v: isinstance(v, dict), "must be a dict like {{'80/tcp': '8080'}}, got {!r}"),
-    ("port_bindings", lambda v: all(map(_port, v)), "{!r} binds something that is not a port like '80/tcp'"),
-    ("port_bindings", lambda v: all(_fits(r"\d+", str(h)) and 0 < int(h) < 65536 for h in v.values()),
-     "{!r}: a host port is not in 1-65535"),
+    ("port_bindings", lambda v: all(map(_port, v)), _not_a_port),
+    ("port_bindings", lambda v: all(map(_host_port, v.values())), lambda v: next(
+        f"host port {h!r} for {p} is not in 1-65535" for p, h in v.items() if not _host_port(h))),
     ("start_time", _when, "must be a timezone-aware datetime or None, got {!r}"),
     ("finish_time", _when, "must be a timezone-aware datetime or None, got {!r}"),
     ("exit_code", lambda v: v is None or type(v) is int, "must be a whole number or None, got {!r}"),
