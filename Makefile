@@ -1,6 +1,8 @@
 # The two commands of the README's Quick start:
 #   make lab    set everything up, then open the notebooks in JupyterLab
 #   make test   set everything up, then run the whole test suite
+# and, while editing: make quick   ruff and the tests without a browser, nbval, a second engine
+# or SIGKILL rounds (under a minute)
 # Each step is safe to repeat; a step that is already done costs a second or two.
 
 PYTHON ?= python3
@@ -13,7 +15,7 @@ JUPYTER_PORT ?= 8888
 TOKEN_FLAG := $(if $(JUPYTER_TOKEN),--IdentityProvider.token=$(JUPYTER_TOKEN))
 LAB_SETTINGS := $(VENV)/share/jupyter/lab/settings/overrides.json
 
-.PHONY: lab test setup engine image browser notebooks bench lint clean
+.PHONY: lab test quick setup engine image browser notebooks bench lint clean
 
 # Serve the repository root, so that cube/ is one click away, and open the notebooks folder.
 lab: setup
@@ -24,6 +26,11 @@ test: setup browser
 	$(BIN)/ruff check cube tests benchmarks conftest.py
 	$(BIN)/ruff format --check cube tests benchmarks conftest.py
 	$(BIN)/pytest
+
+quick: setup
+	$(BIN)/ruff check cube tests benchmarks conftest.py
+	$(BIN)/ruff format --check cube tests benchmarks conftest.py
+	$(BIN)/pytest tests -m "not browser and not second_engine and not sigkill and not slow" -q
 
 setup: $(VENV)/.installed $(LAB_SETTINGS) engine image
 
@@ -68,6 +75,7 @@ bench: setup
 	$(BIN)/python benchmarks/bench_worker.py
 	$(BIN)/python benchmarks/bench_loop.py
 	$(BIN)/python benchmarks/bench_api.py
+	$(BIN)/python benchmarks/bench_db.py
 
 clean:
 	rm -rf $(VENV) *.egg-info

@@ -4,7 +4,8 @@ Containers that carried cube's label before the run began (a learner's own, say)
 judge or remove; every other one left at the end fails the run and is removed.
 
 Two test runs at once on one engine would judge each other's containers: a developer who does
-that sets CUBE_LEFTOVER_CHECK=0 for all but one of them. CI never sets it.
+that sets CUBE_LEFTOVER_CHECK=0 for all but one of them. CI never sets it. A run split over
+processes (pytest-xdist, `make quick`) is judged once, by the process that began it, at its end.
 """
 
 import os
@@ -31,12 +32,17 @@ def _cube_containers() -> list:
         return []  # no engine: the tests that needed one fail on their own
 
 
+def _a_helper_process(session: pytest.Session) -> bool:
+    return hasattr(session.config, "workerinput")  # pytest-xdist's, running part of the run
+
+
 def pytest_sessionstart(session: pytest.Session) -> None:
-    session.config.stash[_BEFORE] = {c.id for c in _cube_containers()}
+    if not _a_helper_process(session):
+        session.config.stash[_BEFORE] = {c.id for c in _cube_containers()}
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    if os.environ.get("CUBE_LEFTOVER_CHECK") == "0":
+    if os.environ.get("CUBE_LEFTOVER_CHECK") == "0" or _a_helper_process(session):
         return
     before = session.config.stash.get(_BEFORE, set())
     left = [c for c in _cube_containers() if c.id not in before]

@@ -3,12 +3,12 @@
 
 import logging
 
-from cube.docker import Docker, DockerResult, Observed, check_engine
-from cube.doctor import doctor
+from cube.docker import Docker, DockerResult, EngineError, Observed
+from cube.doctor import check_engine, doctor
 from cube.image import DEMO_IMAGE, ensure_demo_image
 from cube.state import STATE_TRANSITION_MAP, State, Transition, contains, valid_state_transition
 from cube.store import StoreInUse
-from cube.task import LABEL_TASK, LABEL_WORKER, Config, Task
+from cube.task import LABEL_TASK, LABEL_WORKER, Config, Task, TaskError
 from cube.worker import Worker
 
 # A library logs but never prints: without this, warnings from a background thread would land
@@ -23,10 +23,12 @@ __all__ = [
     "Config",
     "Docker",
     "DockerResult",
+    "EngineError",
     "Observed",
     "State",
     "StoreInUse",
     "Task",
+    "TaskError",
     "Transition",
     "Worker",
     "check_engine",

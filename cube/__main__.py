@@ -15,7 +15,8 @@ import sys
 
 import uvicorn
 
-from cube.api import MAX_HEADERS, create_app, listen, listen_check
+from cube.api import create_app, listen
+from cube.auth import MAX_HEADERS, listen_check
 from cube.doctor import doctor
 from cube.store import StoreInUse
 from cube.worker import Worker

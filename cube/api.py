@@ -11,21 +11,16 @@ queue, and the worker's own loop does the work. Open /docs for an interactive pa
     GET    /stats                  the machine and the tasks (cube.stats) -> 200
 
 JSON uses snake_case, states by name ("RUNNING"), times in ISO 8601 UTC. Bad input never gives a
-500: every error is a 4xx with {"error": a sentence, "where": the place in the request, or null}.
+500: every error is a 4xx with {"error": a sentence, "where": the place in the request, or null}
+(cube.refusals).
 
-With a token, every request but the docs (/docs, /openapi.json and their files) must carry
-`Authorization: Bearer TOKEN`; any other gets 401 before anything else is read, and changes nothing.
-Whoever can call this API can run any image, with any host port, on this machine's Docker engine:
-as much as root. dockerd says the same of its own TCP socket without TLS, and refuses to open one
-unless told to; the kubelet authenticates every request. So a worker that listens beyond loopback
-must have a token (`listen_check`), and the command line refuses to start without one.
+With a token (cube.auth), every request but the docs must carry `Authorization: Bearer TOKEN`; any
+other gets 401 before anything else is read. A worker that listens beyond loopback must have one.
 
 Where cube differs from the book's API: the book writes a 400 and then carries on (no return) into
 a nil dereference, ignores a malformed uuid, and panics on a type assertion in GET /tasks/{id}.
 """
 
-import hmac
-import ipaddress
 import logging
 import socket
 import threading
@@ -35,26 +30,20 @@ from dataclasses import replace
 from typing import Literal
 
 import uvicorn
-from fastapi import FastAPI, Request, Response, Security
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI, Response, Security
 from fastapi.security import HTTPBearer
 from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.exceptions import HTTPException
 
-from cube.docker import ENGINE_ERRORS, Docker, is_unreachable
+from cube.auth import MAX_HEADERS, RequireToken, listen_check
+from cube.docker import Docker, EngineError
+from cube.refusals import LimitBody, Problem, install
 from cube.state import FINAL_STATES, State, valid_state_transition
 from cube.stats import Metrics
-from cube.task import Task
+from cube.task import Task, TaskError
 from cube.worker import Worker
 
 log = logging.getLogger(__name__)
-
-MAX_BODY = 64 * 1024  # bytes; a task event is a few hundred
-MAX_HEADERS = 256 * 1024  # bytes of request line and headers uvicorn reads; its default is 16 KiB
-OPEN_PATHS = ("/docs", "/docs/oauth2-redirect", "/openapi.json")  # the docs need no token
-OPEN_PREFIX = "/static-offline-docs/"  # the docs' scripts and styles (fastapi-offline)
 
 
 class TaskSpec(BaseModel):
@@ -84,14 +73,6 @@ class TaskEvent(BaseModel):
     task: TaskSpec
 
 
-class Problem(Exception):
-    """A request the API refuses: an HTTP status, a sentence, and where in the request."""
-
-    def __init__(self, status: int, error: str, where: str | None = None) -> None:
-        super().__init__(error)
-        self.status, self.error, self.where = status, error, where
-
-
 def create_app(worker: Worker, metrics: Metrics | None = None, token: str | None = None) -> FastAPI:
     """An API over `worker`. While the app runs, the worker's loop and the metrics sampler run.
 
@@ -113,7 +94,7 @@ def create_app(worker: Worker, metrics: Metrics | None = None, token: str | None
         metrics.stop()
         worker.stop()
 
-    # The scheme, declared for /openapi.json and the Authorize button of /docs; _RequireToken checks it.
+    # The scheme, declared for /openapi.json and the Authorize button of /docs (RequireToken checks it)
     bearer = [Security(HTTPBearer(auto_error=False, description="the worker's token (--token)"))]
     app = FastAPIOffline(  # FastAPI, with /docs served from the package, not a CDN
         title=f"cube worker {worker.name}",
@@ -122,12 +103,11 @@ def create_app(worker: Worker, metrics: Metrics | None = None, token: str | None
         lifespan=lifespan,
         dependencies=bearer if token else None,
     )
-    app.add_middleware(_LimitBody)
+    app.add_middleware(LimitBody)
     app.add_middleware(_BehindProxy)
     if token:
-        app.add_middleware(_RequireToken, token=token)  # the outermost: before anything is read
-        logging.getLogger("uvicorn.access").addFilter(_WITHOUT_QUERY)
-    _install_error_handlers(app)
+        app.add_middleware(RequireToken, token=token)  # the outermost: before anything is read
+    install(app)
 
     @app.post("/tasks", status_code=201, summary="Queue a task event: start (SCHEDULED) or stop (COMPLETED)")
     def post_task(event: TaskEvent) -> dict:
@@ -144,11 +124,9 @@ def create_app(worker: Worker, metrics: Metrics | None = None, token: str | None
         base = {k: v for k, v in base.items() if k in TaskSpec.model_fields}
         try:
             task = Task.from_dict({**base, "state": "SCHEDULED"})
-        except ValueError as e:
-            field = str(e).split(":")[0].split("/")[0]
-            raise Problem(
-                422, str(e), f"body.task.{field}" if field in TaskSpec.model_fields else "body.task"
-            ) from None
+        except TaskError as e:
+            where = f"body.task.{e.field}" if e.field in TaskSpec.model_fields else "body.task"
+            raise Problem(422, str(e), where) from None
         worker.add_task(task)
         return task.to_dict()
 
@@ -216,97 +194,10 @@ def _container(worker: Worker, task: Task) -> dict | None:
         return None
     try:
         seen = Docker(client=worker.client).inspect(task.container_id)
-    except ENGINE_ERRORS as e:
-        why = "no engine answers" if is_unreachable(e) else "the engine refused to say"
+    except EngineError as e:
+        why = "no engine answers" if e.unreachable else "the engine refused to say"
         return {"status": "unknown", "exit_code": None, "host_ports": {}, "error": why}
     return {"status": seen.status, "exit_code": seen.exit_code, "host_ports": seen.host_ports}
-
-
-def _install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(Problem)
-    async def problem(request: Request, e: Problem) -> JSONResponse:
-        return JSONResponse({"error": e.error, "where": e.where}, status_code=e.status)
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid(request: Request, e: RequestValidationError) -> JSONResponse:
-        kind = request.headers.get("content-type", "")
-        if request.method == "POST" and "json" not in kind:
-            error = f"the body must be JSON, sent with Content-Type: application/json (not {kind or 'none'})"
-            return JSONResponse({"error": error, "where": "header.content-type"}, status_code=415)
-        errors = [{"where": _where(err), "error": _sentence(err)} for err in e.errors()]
-        status = 400 if any(err["type"] == "json_invalid" for err in e.errors()) else 422
-        first = errors[0] if errors else {"where": None, "error": "the request is not valid"}
-        return JSONResponse({**first, "errors": errors}, status_code=status)
-
-    @app.exception_handler(HTTPException)
-    async def http(request: Request, e: HTTPException) -> JSONResponse:
-        where, headers = f"{request.method} {request.url.path}", e.headers
-        if e.status_code == 400:  # FastAPI could not parse the body at all (nested too deep, say)
-            return JSONResponse({"error": "the body is not valid JSON", "where": "body"}, status_code=400)
-        if e.status_code == 405:  # Starlette names only the first route's methods
-            matching = [r for r in app.routes if r.matches(request.scope)[0].value]  # the path fits
-            allowed = sorted({m for r in matching for m in getattr(r, "methods", None) or ()})
-            headers = {"Allow": ", ".join(allowed)}
-            error = f"{request.method} is not allowed on {request.url.path}; it takes {', '.join(allowed)}"
-        elif e.status_code == 404:
-            error = f"there is no {request.url.path} here; the endpoints are listed at /docs"
-        else:
-            error = str(e.detail)
-        return JSONResponse({"error": error, "where": where}, status_code=e.status_code, headers=headers)
-
-
-def _where(err: dict) -> str:
-    if err["type"] == "json_invalid":  # its loc is ("body", the character where it went wrong)
-        return "body"
-    return ".".join(map(str, err["loc"]))
-
-
-def _sentence(err: dict) -> str:
-    """Pydantic's message for one error, as a sentence naming the field."""
-    where = ".".join(str(p) for p in err["loc"][1:]) or "the body"
-    if err["type"] == "extra_forbidden":
-        return f"{where}: not a field a request may set (see /docs for the fields)"
-    if err["type"] == "model_attributes_type" and len(err["loc"]) == 1:
-        return 'the body must be a JSON object: {"state": "SCHEDULED", "task": {"image": "..."}}'
-    if err["type"] == "missing":
-        return f"{where}: missing"
-    if err["type"] == "json_invalid":
-        return (
-            f"the body is not valid JSON: {err['ctx']['error']}"
-            if "ctx" in err
-            else "the body is not valid JSON"
-        )
-    return f"{where}: {err['msg']}"
-
-
-class _LimitBody:
-    """Refuse a body over MAX_BODY bytes with 413, declared (Content-Length) or not (chunked).
-
-    The body is read here first, so that no route ever sees part of one that is too large.
-    """
-
-    def __init__(self, app) -> None:
-        self.app = app
-
-    async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "DELETE"):
-            return await self.app(scope, receive, send)
-        length = dict(scope["headers"]).get(b"content-length", b"")
-        body, more = b"", True
-        while more and len(body) <= MAX_BODY and not (length.isdigit() and int(length) > MAX_BODY):
-            message = await receive()
-            body += message.get("body", b"")
-            more = message.get("more_body", False)
-        if len(body) > MAX_BODY or (length.isdigit() and int(length) > MAX_BODY):
-            error = f'{{"error": "the body is larger than {MAX_BODY} bytes", "where": "body"}}'.encode()
-            json = [(b"content-type", b"application/json")]
-            await send({"type": "http.response.start", "status": 413, "headers": json})
-            return await send({"type": "http.response.body", "body": error})
-
-        async def replay():
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        await self.app(scope, replay, send)
 
 
 class _BehindProxy:
@@ -328,86 +219,6 @@ class _BehindProxy:
             root = prefix.decode("latin-1").rstrip("/")
             scope = {**scope, "root_path": root, "path": root + scope["path"]}
         await self.app(scope, receive, send)
-
-
-class _RequireToken:
-    """Let in only requests that carry `Authorization: Bearer <token>`, but for the docs.
-
-    The comparison takes the same time wherever the two first differ (hmac.compare_digest), so the
-    answer's timing tells nothing of the token. A refusal is logged without what was sent.
-    """
-
-    def __init__(self, app, token: str) -> None:
-        self.app = app
-        self.token = token.encode()
-
-    async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] != "http" or scope["path"] in OPEN_PATHS or scope["path"].startswith(OPEN_PREFIX):
-            return await self.app(scope, receive, send)
-        why = self._refusal([v for k, v in scope["headers"] if k == b"authorization"])
-        if why is None:
-            return await self.app(scope, receive, send)
-        client = scope.get("client") or ("?", 0)
-        log.warning("refused %s %s from %s: %s", scope["method"], scope["path"], client[0], why)
-        body = JSONResponse({"error": why, "where": "header.authorization"}).body
-        challenge = b'Bearer realm="cube"' + (b', error="invalid_token"' if "not this" in why else b"")
-        headers = [(b"content-type", b"application/json"), (b"www-authenticate", challenge)]
-        await send({"type": "http.response.start", "status": 401, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
-
-    def _refusal(self, values: list[bytes]) -> str | None:
-        """Why the request may not in, or None if it carries the token."""
-        if not values:
-            return (
-                "this worker's API needs its token: send the header Authorization: Bearer <token> "
-                "(the one the worker was started with, --token or CUBE_TOKEN; a token in the URL is not read)"
-            )
-        if len(values) > 1:
-            return "send one Authorization header, not several"
-        scheme, _, given = values[0].partition(b" ")
-        if scheme.lower() != b"bearer" or not given.strip():
-            kind = scheme.decode("latin-1")[:20] or "an empty header"
-            return f"the Authorization header must be 'Bearer <token>', not {kind}"
-        if not hmac.compare_digest(given.strip(), self.token):
-            return "that token is not this worker's: send the one it was started with"
-        return None
-
-
-class _WithoutQuery(logging.Filter):
-    """Leave the query string out of uvicorn's request log: a client may put a token there."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple) and len(record.args) == 5:  # client, method, path, http, status
-            client, method, path, version, status = record.args
-            record.args = (client, method, str(path).split("?", 1)[0], version, status)
-        return True
-
-
-_WITHOUT_QUERY = _WithoutQuery()
-
-
-def is_loopback(host: str) -> bool:
-    """True if `host` is reachable from this machine only: localhost, 127.0.0.0/8 or ::1."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False  # a name, which may mean any address: treat it as one others can reach
-
-
-def listen_check(host: str, token: str | None) -> None:
-    """Refuse to serve beyond loopback without a token.
-
-    Raises:
-        ValueError: host is not loopback and there is no token; the message says why and what to do.
-    """
-    if token is None and not is_loopback(host):
-        raise ValueError(
-            f"refusing to listen on {host} without a token: anyone who reaches it could run any container "
-            "on this machine's Docker engine, as root. Pass --token TOKEN (or --token auto to make one), "
-            "or listen on 127.0.0.1 only (--host 127.0.0.1)"
-        )
 
 
 def listen(host: str, port: int) -> socket.socket:

@@ -25,9 +25,7 @@ import logging
 from collections import deque
 from datetime import UTC, datetime
 
-import docker
-
-from cube.docker import Docker, DockerResult
+from cube.docker import Docker, DockerClient, DockerResult
 from cube.state import State
 from cube.task import Config, Task
 
@@ -68,7 +66,7 @@ class Skeleton:
         client: a docker.DockerClient for Docker(config, client); None: docker.from_env().
     """
 
-    def __init__(self, name: str, client: docker.DockerClient | None = None) -> None:
+    def __init__(self, name: str, client: DockerClient | None = None) -> None:
         self.name = name
         self.queue: deque[Task] = deque()
         self.db: dict = {}

@@ -8,22 +8,22 @@ learner's set-up goes wrong, and prints a fix for each one that fails:
   Desktop, Colima and OrbStack put the socket elsewhere than /var/run/docker.sock);
 - the socket exists, and this user may use it (the `docker` group);
 - an engine answers there, and speaks an API version this SDK accepts;
-- the engine's CPU architecture, and the demo image (built for it);
+- the demo image is built, for the CPU architecture the engine runs;
 - free disk where the engine keeps its images and containers.
 
-Every client cube makes comes from cube.docker.connect(), which is docker.from_env(): what the
-doctor finds is what the Worker, the Docker wrapper, the panel and the API will use.
+Every client cube makes is docker.from_env()'s (cube.docker.connect()): what the doctor finds is
+what the Worker, the Docker wrapper, the panel and the API will use. The doctor, too, asks the
+engine only through the Docker wrapper.
 """
 
 import os
-import platform
 import shutil
 from dataclasses import dataclass, field
 
-import docker
-
-from cube.docker import ENGINE_ERRORS, connect, default_address, is_unreachable
+from cube.docker import SDK_VERSION, Docker, DockerClient, EngineError, context
 from cube.image import DEMO_IMAGE, builds_offline
+
+DEFAULT_ADDRESS = "unix:///var/run/docker.sock"
 
 MIN_SDK = (7, 2)
 MIN_FREE = 2 * 2**30  # bytes
@@ -64,27 +64,46 @@ def doctor() -> Report:
         add(socket_check)
         if not socket_check.ok:
             return report
+    engine = Docker()
     try:
-        client = connect()
-        version = client.version()
-    except ENGINE_ERRORS as e:
+        version = engine.version()
+        add(Check(True, f"Docker engine {version.get('Version')} answers (API {version.get('ApiVersion')})"))
+        add(_api_version(version))
+        add(_demo_image(engine.image(DEMO_IMAGE), version.get("Arch")))
+        add(_disk(engine.info().get("DockerRootDir", "/var/lib/docker"), address))
+    except EngineError as e:
         add(_no_answer(address, e))
-        return report
-    add(Check(True, f"Docker engine {version.get('Version')} answers (API {version.get('ApiVersion')})"))
-    add(_api_version(client, version))
-    add(_architecture(version))
-    add(_demo_image(client, version))
-    add(_disk(client, address))
     return report
 
 
+def check_engine(client: DockerClient | None = None) -> str:
+    """Say which Docker engine answers; raise RuntimeError saying what to do if none does."""
+    try:
+        return f"Docker engine {Docker(client=client).version()['Version']} answers"
+    except EngineError as e:
+        raise RuntimeError(str(e)) from None
+
+
+def default_address() -> tuple[str, str]:
+    """Where docker.from_env() looks for the engine, and why there: DOCKER_HOST, else the active
+    docker context (as the docker CLI does), else the local socket."""
+    if os.environ.get("DOCKER_HOST"):
+        return os.environ["DOCKER_HOST"], "set by DOCKER_HOST"
+    name = os.environ.get("DOCKER_CONTEXT")
+    found, host = context(name) or ("default", None)
+    if host is None or (found == "default" and not name):
+        return DEFAULT_ADDRESS, "the default: no DOCKER_HOST is set and no docker context is chosen"
+    source = "DOCKER_CONTEXT" if name else "`docker context use`"
+    return host, f"docker context {found!r}, chosen by {source}"
+
+
 def _sdk() -> Check:
-    have = tuple(int(x) for x in docker.__version__.split(".")[:2])
+    have = tuple(int(x) for x in SDK_VERSION.split(".")[:2])
     if have >= MIN_SDK:
-        return Check(True, f"Docker SDK for Python {docker.__version__}")
+        return Check(True, f"Docker SDK for Python {SDK_VERSION}")
     return Check(
         False,
-        f"Docker SDK for Python {docker.__version__} is older than 7.2: it ignores the docker context",
+        f"Docker SDK for Python {SDK_VERSION} is older than 7.2: it ignores the docker context",
         "pip install -U 'docker>=7.2' (or make setup again)",
     )
 
@@ -114,8 +133,8 @@ def _socket(address: str) -> Check | None:
     return Check(True, f"the socket {path} is there and this user may use it")
 
 
-def _no_answer(address: str, error: Exception) -> Check:
-    if is_unreachable(error):
+def _no_answer(address: str, error: EngineError) -> Check:
+    if error.unreachable:
         return Check(
             False,
             f"no Docker engine answers at {address}",
@@ -129,9 +148,9 @@ def _no_answer(address: str, error: Exception) -> Check:
     )
 
 
-def _api_version(client: docker.DockerClient, version: dict) -> Check:
+def _api_version(version: dict) -> Check:
     wanted, low, high = (
-        client.api.api_version,
+        version["ClientApiVersion"],
         version.get("MinAPIVersion", "1.12"),
         version.get("ApiVersion", ""),
     )
@@ -144,35 +163,27 @@ def _api_version(client: docker.DockerClient, version: dict) -> Check:
     )
 
 
-def _architecture(version: dict) -> Check:
-    engine, here = version.get("Arch", "?"), platform.machine()
-    same = {"x86_64": "amd64", "aarch64": "arm64"}.get(here, here) == engine
-    where = "as this machine" if same else f"while this machine is {here}: the engine runs in a VM"
-    return Check(True, f"the engine runs {engine} containers, {where}")
-
-
-def _demo_image(client: docker.DockerClient, version: dict) -> Check:
-    try:
-        image = client.images.get(DEMO_IMAGE)
-    except docker.errors.ImageNotFound:
+def _demo_image(image: dict | None, engine_arch: str | None) -> Check:
+    """The demo image is here, built for the architecture the engine runs (a copy made on another
+    machine, or for another one, would not start)."""
+    if image is None:
         source = (
             "built from this machine's static busybox, no download"
             if builds_offline()
             else "built FROM busybox:stable, which Docker pulls from Docker Hub"
         )
         return Check(False, f"the demo image {DEMO_IMAGE} is not built yet", f"`make image` ({source})")
-    arch = image.attrs.get("Architecture")
-    if arch != version.get("Arch"):
+    arch = image.get("Architecture")
+    if arch != engine_arch:
         return Check(
             False,
-            f"the demo image is built for {arch}, the engine runs {version.get('Arch')}",
+            f"the demo image is built for {arch}, the engine runs {engine_arch}",
             f"docker rmi {DEMO_IMAGE} && make image",
         )
-    return Check(True, f"the demo image {DEMO_IMAGE} is here ({arch})")
+    return Check(True, f"the demo image {DEMO_IMAGE} is here, built for {arch} as the engine runs")
 
 
-def _disk(client: docker.DockerClient, address: str) -> Check:
-    root = client.info().get("DockerRootDir", "/var/lib/docker")
+def _disk(root: str, address: str) -> Check:
     path = root if address.startswith("unix://") and os.path.isdir(root) else os.path.abspath(os.sep)
     free = shutil.disk_usage(path).free
     what = f"{free / 2**30:.1f} GiB free on the disk of {path}"

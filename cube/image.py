@@ -17,10 +17,7 @@ import struct
 import tarfile
 from collections.abc import Callable
 
-import docker
-import requests
-
-from cube.docker import connect
+from cube.docker import Docker, DockerClient, EngineError
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +37,7 @@ CMD {json.dumps(["sh", "-c", _SERVE])}
 
 
 def ensure_demo_image(
-    client: docker.DockerClient | None = None,
+    client: DockerClient | None = None,
     on_step: Callable[[int, int], None] | None = None,
 ) -> str:
     """Build the demo image unless it is already here. Returns its name.
@@ -52,26 +49,18 @@ def ensure_demo_image(
     Raises:
         RuntimeError: no engine answers, or the build failed; the message says what to do.
     """
+    engine = Docker(client=client)
     try:
-        client = connect(client)
-        if client.images.list(name=DEMO_IMAGE):
+        if engine.image(DEMO_IMAGE) is not None:
             return DEMO_IMAGE
         log.info("building %s", DEMO_IMAGE)
-        build = client.api.build(
-            fileobj=_build_context(),
-            custom_context=True,
-            tag=DEMO_IMAGE,
-            rm=True,
-            forcerm=True,
-            decode=True,
-        )
-        for line in build:
+        for line in engine.build(_build_context(), DEMO_IMAGE):
             if "error" in line:
                 raise RuntimeError(f"building the demo image {DEMO_IMAGE} failed: {line['error']}")
             step = re.match(r"Step (\d+)/(\d+)", line.get("stream", ""))
             if step and on_step:
                 on_step(int(step[1]), int(step[2]))
-    except (docker.errors.DockerException, requests.RequestException) as e:
+    except EngineError as e:
         raise RuntimeError(
             f"could not build the demo image {DEMO_IMAGE}: {e}. Is a Docker engine running? "
             "(`make engine` starts one on Debian; elsewhere start Docker Desktop.)"

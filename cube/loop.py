@@ -1,18 +1,21 @@
-"""The background loop that drives a worker: what the book's chapter 8 adds as goroutines.
+"""The threads that drive a worker in the background (the book's chapter 8 goroutines), and the one
+that tells its listeners what changed.
 
-`parallel` threads take requests off the worker's queue (worker.run_task()) and sleep when there
-is nothing ready, until they are poked: the worker pokes the loop when a request arrives or a task
-becomes free. One more thread observes the engine (worker.update_tasks()) every OBSERVE_SECONDS,
-as the kubelet relists its runtime every second. All of them only call the worker's public
-methods, which are safe from several threads, so the loop holds no state of its own to protect.
+Loop: `parallel` threads take requests (worker.run_task()), sleeping when none is ready until poked
+(a request arrived, a task became free); one more observes the engine (worker.update_tasks()) every
+OBSERVE_SECONDS, as the kubelet relists its runtime every second. The book's loops sleep 10 s between
+rounds; here a request is taken at once. They call only the worker's thread-safe public methods.
 
-The book's loops sleep a fixed time between rounds (10 s), so a request waits up to 10 s; here a
-request is taken at once. stop() lets what is under way finish, and leaves the queue as it is.
+Notifier: changes go to one thread that tells each listener in turn, in the order they were
+recorded, as the kubelet's PLEG hands its events to a channel: a slow listener never slows the worker.
 """
 
 import logging
 import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
 from typing import Protocol
 
 log = logging.getLogger(__name__)
@@ -33,8 +36,7 @@ class Drivable(Protocol):
 
 class Loop:
     def __init__(self, worker: Drivable, parallel: int) -> None:
-        self.worker = worker
-        self.parallel = parallel
+        self.worker, self.parallel = worker, parallel
         self._stopping = threading.Event()
         self._ready = threading.Condition()  # told when a request may have become ready
         self._pokes = 0
@@ -50,7 +52,7 @@ class Loop:
         self._stopping.clear()
         name = f"cube-{self.worker.name}"
         self._threads = [
-            threading.Thread(target=self._take_requests, name=f"{name}-{i}") for i in range(self.parallel)
+            threading.Thread(target=self._take, name=f"{name}-{i}") for i in range(self.parallel)
         ]
         self._threads.append(threading.Thread(target=self._observe, name=f"{name}-observer"))
         for thread in self._threads:
@@ -73,7 +75,7 @@ class Loop:
             self._pokes += 1
             self._ready.notify_all()
 
-    def _take_requests(self) -> None:
+    def _take(self) -> None:
         while not self._stopping.is_set():
             with self._ready:
                 pokes = self._pokes
@@ -81,11 +83,10 @@ class Loop:
             if result.unreachable:
                 self._stopping.wait(RETRY_SECONDS)
             elif result.action == "none" and not result.error:  # nothing ready: sleep until poked
-                self._sleep_until_poked(since=pokes)
-
-    def _sleep_until_poked(self, since: int) -> None:
-        with self._ready:
-            self._ready.wait_for(lambda: self._pokes != since or self._stopping.is_set(), OBSERVE_SECONDS)
+                with self._ready:
+                    self._ready.wait_for(
+                        lambda p=pokes: self._pokes != p or self._stopping.is_set(), OBSERVE_SECONDS
+                    )
 
     def _observe(self) -> None:
         while not self._stopping.wait(OBSERVE_SECONDS):
@@ -93,3 +94,33 @@ class Loop:
                 self.worker.update_tasks()
             except Exception:  # noqa: BLE001 - the observer must outlive any one bad round
                 log.exception("worker %s failed to observe its tasks", self.worker.name)
+
+
+class Notifier:
+    """Tells each listener(change) of every change it is told, in order, on one thread of its own."""
+
+    def __init__(self, name: str) -> None:
+        self.name, self.listeners = name, []
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"cube-{name}-notifier")
+
+    def subscribe(self, listener: Callable) -> Callable[[], None]:
+        self.listeners.append(listener)
+        return lambda: listener in self.listeners and self.listeners.remove(listener)  # once is enough
+
+    def tell(self, change) -> None:
+        """Hand the change to the notifier's thread (one job at a time, in order); returns at once."""
+        if change is not None and self.listeners:
+            with suppress(RuntimeError):  # closed: the worker is closing, there is no one left to tell
+                self._thread.submit(self._tell, change, list(self.listeners))
+
+    def close(self) -> None:
+        """Tell what is left to tell, then end the thread."""
+        self._thread.shutdown(wait=True)
+
+    def _tell(self, change, listeners: list[Callable]) -> None:
+        for listener in listeners:
+            if listener in self.listeners:  # not unsubscribed since
+                try:
+                    listener(change)
+                except Exception:  # noqa: BLE001 - one bad listener must not stop the others
+                    log.exception("a listener of worker %s failed", self.name)

@@ -1,42 +1,175 @@
-"""What the engine's answer means for a task: the worker's rules for observed state.
+"""What the engine says, and the worker's rules for what it means for a task.
 
-Pure functions, no engine and no store: each takes the worker's record of a task and what the
-engine said, and returns the record as it should be now. The worker asks the engine, calls these,
-and records the result. Kept apart so that the rules can be read, and tested, on their own:
+Pure: no engine, no store, so it can be read and tested on its own. Observed is what the engine says
+of a container, DockerResult what an operation of the Docker wrapper came to (listing 4.6),
+EngineError a call it refused or never answered. The rules take the worker's record of a task and
+return it as it should be now:
 
 - a container that runs (or that Docker is restarting under the task's restart policy) is RUNNING;
 - exit code 0 is COMPLETED; any other exit code, an out-of-memory kill, or a container that is
   gone is FAILED, with the exit code and a reason in words;
-- a stop the worker was asked for is COMPLETED, whatever code the container exited with.
+- a stop the worker was asked for is COMPLETED, whatever code the container exited with;
+- a start or stop may begin only as the transition map allows, and one at a time on a task.
 """
 
-from dataclasses import replace
+import copy
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
-from cube.docker import DockerResult, Observed, describe_exit
-from cube.state import State
+from cube.state import FINAL_STATES, State, valid_state_transition
 from cube.task import Task
 
+GONE = "gone"  # the status of a container the engine no longer has
 PAUSED = "its container is paused"
 
 
+@dataclass
+class Observed:
+    """What the engine says of one container now.
+
+    status is Docker's word (created, running, paused, restarting, removing, exited, dead), or
+    "gone" if there is no such container. started_at is None for one that never started;
+    restart_count counts restarts under the restart policy.
+    """
+
+    container_id: str
+    status: str = GONE
+    exit_code: int | None = None
+    oom_killed: bool = False
+    restart_count: int = 0
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    host_ports: dict[str, int] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
+    error: str = ""  # the engine's own error for this container, e.g. why it could not start
+    memory: int = 0  # its memory limit in bytes, as the engine applies it (0: none)
+
+    @property
+    def ended(self) -> bool:
+        """True if the container will not run again by itself."""
+        return self.status in ("exited", "dead", GONE)
+
+    @classmethod
+    def from_inspect(cls, attrs: dict) -> "Observed":
+        state, ports = attrs["State"], attrs["NetworkSettings"].get("Ports") or {}
+        return cls(
+            container_id=attrs["Id"],
+            status=state["Status"],
+            exit_code=state["ExitCode"] if state["Status"] in ("exited", "dead") else None,
+            oom_killed=state.get("OOMKilled", False),
+            restart_count=attrs.get("RestartCount", 0),
+            started_at=_time(state.get("StartedAt")),
+            finished_at=_time(state.get("FinishedAt")),
+            host_ports={
+                p: _ipv4_first([(b["HostIp"], b["HostPort"]) for b in bs]) for p, bs in ports.items() if bs
+            },
+            labels=attrs["Config"].get("Labels") or {},
+            error=state.get("Error", ""),
+            memory=(attrs.get("HostConfig") or {}).get("Memory") or 0,
+        )
+
+    @classmethod
+    def from_summary(cls, summary: dict) -> "Observed":
+        """From one entry of a container list: status, ports and labels only."""
+        published: dict[str, list] = {}
+        for p in (p for p in summary["Ports"] if "PublicPort" in p):
+            published.setdefault(f"{p['PrivatePort']}/{p['Type']}", []).append(
+                (p.get("IP", ""), p["PublicPort"])
+            )
+        ports = {port: _ipv4_first(bindings) for port, bindings in published.items()}
+        return cls(summary["Id"], summary["State"], host_ports=ports, labels=summary.get("Labels") or {})
+
+
+@dataclass
+class DockerResult:
+    """The outcome of one operation on the engine (listing 4.6).
+
+    error is None on success, else a sentence a person can act on; unreachable is True when no
+    engine answered. host_ports maps each published container port to its host port after a
+    successful run, e.g. {"80/tcp": 49153}. observed is what the engine said of the container
+    at the end of the operation, when it was asked.
+    """
+
+    error: str | None = None
+    action: str = ""
+    container_id: str = ""
+    result: str = ""
+    host_ports: dict[str, int] = field(default_factory=dict)
+    observed: Observed | None = None
+    unreachable: bool = False
+
+
+class EngineError(Exception):
+    """A call to the engine failed; str() says what failed, for what, and what to do.
+
+    step is what was asked ("create", "pull", "start", "stop", "inspect", "list", "remove", "kill",
+    "stats", ...); unreachable is True if no engine answered; status is the engine's HTTP status.
+    """
+
+    def __init__(self, step: str, message: str, unreachable: bool = False, status: int | None = None) -> None:
+        super().__init__(message)
+        self.step, self.unreachable, self.status = step, unreachable, status
+
+
+def explain(step: str, status: int | None, name: str, image: str) -> str | None:
+    """What the engine's refusal of a step means, where its own words would mislead; else None."""
+    if step == "pull":
+        registry = "has no such image" if status == 404 else "could not be reached"
+        build = (
+            "Check the image name, or build the image here first (cube.ensure_demo_image() builds the demo"
+        )
+        return f"image {image!r} is not on this machine and the registry {registry}. {build} web server)."
+    if (step, status) == ("create", 409):
+        return f"a container named {name!r} already exists. Name the task otherwise, or `docker rm -f {name}`"
+    if (step, status) == ("start", 409):  # created a moment ago: someone is removing it, or paused it
+        return (
+            "the engine refused to start it: someone else (another worker, `docker rm`) removes or changes it"
+        )
+    return None
+
+
+def refusal(task: Task, known: Task | None, op: str, busy: str, worker: str) -> str | None:
+    """Why `op` ("start" or "stop") may not begin on the task now, or None if it may.
+
+    known is the worker's record of the task; busy the operation under way on it, if any.
+    """
+    label = task.name or task.id
+    if busy:
+        doing = {"start": "started", "stop": "stopped"}[busy]
+        return f"task {label} is being {doing} by another thread; try again when it is done"
+    if op == "stop" and known is None:
+        return f"worker {worker} has no record of task {label}: there is nothing to stop"
+    if known and not valid_state_transition(
+        known.state, State.SCHEDULED if op == "start" else State.COMPLETED
+    ):
+        if op == "stop":
+            return f"task {label} is already {known.state}: there is nothing to stop"
+        where = f" in container {known.container_id[:12]}" if known.container_id else ""
+        return f"task {label} is already {known.state}{where}: stop it before starting it again"
+    return None
+
+
+def intent(task: Task) -> Task:
+    """The task as recorded before it is started: SCHEDULED, with its start time, nothing observed yet."""
+    return replace(copy.deepcopy(task), state=State.SCHEDULED, container_id="", host_ports={}, exit_code=None,
+                   restarts=0, reason="starting", start_time=datetime.now(UTC), finish_time=None)  # fmt: skip
+
+
 def started(task: Task, result: DockerResult) -> Task:
-    """The task after Docker.run() (or an adoption) answered: RUNNING, COMPLETED or FAILED."""
-    seen, container_id = result.observed, result.container_id
+    """The task after Docker.run() answered: RUNNING, or COMPLETED or FAILED if it has ended."""
+    seen, done = result.observed, replace(task, container_id=result.container_id)
     if result.error:
-        done = replace(task, state=State.FAILED, container_id=container_id, reason=result.error)
-        if seen:
-            done.exit_code, done.finish_time = seen.exit_code, seen.finished_at
+        done.state, done.reason = State.FAILED, result.error
+        done.exit_code, done.finish_time = seen and seen.exit_code, seen and seen.finished_at
         done.finish_time = done.finish_time or datetime.now(UTC)
         return done
-    if seen.ended:  # it did its work and exited 0 before anyone saw it run
-        done = replace(task, state=State.COMPLETED, container_id=container_id, exit_code=0)
-        done.finish_time, done.reason = seen.finished_at, "finished its work at once: exited with code 0"
-        return done
-    done = replace(task, state=State.RUNNING, container_id=container_id, host_ports=result.host_ports)
-    done.restarts = seen.restart_count
+    if seen.ended:  # it did its work before anyone saw it run
+        ended, how = observed(replace(done, state=State.RUNNING), seen), describe_exit(seen)
+        unseen = f"its container {how} while no worker watched" if result.result == "adopted" else ""
+        return replace(ended, reason=unseen or f"finished its work at once: {how}")
+    done.state, done.host_ports, done.restarts = State.RUNNING, result.host_ports, seen.restart_count
     verb = "adopted its running" if result.result == "adopted" else "started"
-    done.reason = f"{verb} container {container_id[:12]}"
+    done.reason = f"{verb} container {done.container_id[:12]}"
     if seen.status == "restarting":
         done.reason += ", which Docker is restarting under its restart policy"
     return done
@@ -71,3 +204,38 @@ def observed(task: Task, seen: Observed) -> Task | None:
     else:  # created, or being removed: nothing to tell yet
         return None
     return None if new == task else new
+
+
+def unneeded(task: Task | None, seen: Observed) -> bool:
+    """True if no task needs this container of the worker's: its task has finished, or runs in another."""
+    running_elsewhere = task and task.state is State.RUNNING and task.container_id != seen.container_id
+    return bool(task and task.state in FINAL_STATES or running_elsewhere)
+
+
+def describe_exit(seen: Observed) -> str:
+    """How a container ended, in words: "exited with code 3", "was killed: out of memory"."""
+    code = seen.exit_code
+    if seen.status == GONE:
+        return "was removed outside cube"
+    if seen.oom_killed:
+        return "was killed: out of memory"
+    if code is not None and code - 128 in _SIGNALS:
+        return f"exited with code {code} (killed by {_SIGNALS[code - 128]})"
+    return f"exited with code {code}" + (f": {seen.error}" if seen.error else "")
+
+
+_SIGNALS = {1: "SIGHUP", 2: "SIGINT", 6: "SIGABRT", 9: "SIGKILL", 15: "SIGTERM"}
+
+
+def _ipv4_first(bindings: list[tuple[str, str | int]]) -> int:
+    """The host port of a published port: its IPv4 binding's. Docker may publish one port twice,
+    on 0.0.0.0 and on ::, with two different host ports."""
+    return int(sorted(bindings, key=lambda b: ":" in b[0])[0][1])  # stable: IPv4 addresses first
+
+
+def _time(text: str | None) -> datetime | None:
+    """A Docker timestamp ("2024-05-01T10:00:00.123456789Z") as a UTC datetime; None if unset."""
+    if not text or text.startswith("0001-01-01"):
+        return None
+    head, _, rest = text.rstrip("Z").partition(".")
+    return datetime.fromisoformat(f"{head}.{(rest[:6] or '0').ljust(6, '0')}+00:00")

@@ -18,141 +18,20 @@ faults it must survive.
 """
 
 import inspect
-import logging
 import os
 import tempfile
 import threading
-import time
-import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
-from cube.docker import GONE, Docker, Observed
-from cube.image import DEMO_IMAGE
+from cube.docker import GONE
+from cube.judge import MISSING_IMAGE, Bench, Fault, Row, call, error_of, record, run_rows, start, table
 from cube.state import State
-from cube.task import LABEL_TASK, LABEL_WORKER, Task
-from cube.web import page
 
-log = logging.getLogger(__name__)
+__all__ = ["AGENT", "CHAPTER", "ROWS", "Row", "run", "table"]
 
 BUDGET_SECONDS = 60.0  # for one worker, every row included
 ROW_SECONDS = 15.0  # for one row
-MISSING_IMAGE = "cube/no-such-image:spec"
-
-
-@dataclass
-class Row:
-    """One check of one worker: passed, or why not (what the engine showed)."""
-
-    name: str
-    level: str
-    passed: bool
-    why: str = ""
-    seconds: float = 0.0
-
-    def __str__(self) -> str:
-        mark = "✓" if self.passed else "✗"
-        return f"{mark} {self.name} ({self.seconds:.1f} s)" + (f": {self.why}" if self.why else "")
-
-
-class Fault(Exception):
-    """What a check found wrong, as one sentence."""
-
-
-class Bench:
-    """What one row works with: the engine (read through cube's Docker wrapper), the tasks made for
-    the row, and the clean-up of every container they got.
-
-    Args:
-        prefix: starts every task name the row makes, e.g. "spec-3f2a1b-4".
-    """
-
-    def __init__(self, prefix: str, engine: Docker | None = None) -> None:
-        self.prefix = prefix
-        self.engine = engine or Docker()
-        self.task_ids: list[uuid.UUID] = []
-        self.workers: set[str] = set()
-
-    def task(self, suffix: str = "web", **fields) -> Task:
-        """A SCHEDULED task for the demo web server, named PREFIX-SUFFIX ('' lets Docker name it)."""
-        fields.setdefault("image", DEMO_IMAGE)
-        fields.setdefault("state", State.SCHEDULED)
-        t = Task(name=suffix and f"{self.prefix}-{suffix}", **fields)
-        self.task_ids.append(t.id)
-        return t
-
-    def containers(self, t: Task) -> list[Observed]:
-        """Every container, running or not, labelled for task t."""
-        return self.engine.containers({LABEL_TASK: str(t.id)})
-
-    def the_container(self, t: Task, after: str) -> Observed:
-        """The one container of task t, inspected; a Fault if there is none or more than one."""
-        found = self.containers(t)
-        if not found:
-            raise Fault(f"{after}, but the engine has no container labelled for task {t.name or t.id}")
-        if len(found) > 1:
-            ids = ", ".join(c.container_id[:12] for c in found)
-            raise Fault(f"{after}, and the engine has {len(found)} containers for task {t.name}: {ids}")
-        return self.engine.inspect(found[0].container_id)
-
-    def wait_until_ended(self, container_id: str, within: float = 5.0) -> Observed:
-        deadline = time.monotonic() + within
-        while not (seen := self.engine.inspect(container_id)).ended and time.monotonic() < deadline:
-            time.sleep(0.05)
-        return seen
-
-    def serves(self, seen: Observed) -> None:
-        """The container's web server answers with its own 'Hello from <short id>'."""
-        port = seen.host_ports.get("80/tcp")
-        if port is None:
-            raise Fault(f"container {seen.container_id[:12]} runs but publishes no port for 80/tcp")
-        try:
-            text = page(port, within=5)
-        except Exception as e:  # noqa: BLE001 - any transport error: it does not answer
-            short = seen.container_id[:12]
-            raise Fault(f"container {short} runs but its port {port} does not answer: {e}") from None
-        if text != f"Hello from {seen.container_id[:12]}":
-            raise Fault(f"port {port} of container {seen.container_id[:12]} answers {text!r}")
-
-    def clean(self) -> None:
-        """Remove every container of the row's tasks and workers."""
-        wanted = [{LABEL_TASK: str(i)} for i in self.task_ids]
-        wanted += [{LABEL_WORKER: name} for name in self.workers]
-        for labels in wanted:
-            try:
-                for seen in self.engine.containers(labels):
-                    self.engine.remove(seen.container_id)
-            except Exception as e:  # noqa: BLE001 - clean what can be cleaned, say what could not
-                log.warning("could not remove the containers labelled %s: %s", labels, e)
-
-
-def call(what: str, fn: Callable, *args):
-    """fn(*args); an exception from the worker becomes a Fault that names the call."""
-    try:
-        return fn(*args)
-    except Fault:
-        raise
-    except Exception as e:  # noqa: BLE001 - the worker's exception is the finding
-        raise Fault(f"{what} raised {type(e).__name__}: {e}") from None
-
-
-def record(w, t: Task):
-    """The worker's record of task t (None if it has none)."""
-    db = call("reading db", lambda: w.db)
-    return call(f"db.get({t.name or 'task'}.id)", db.get, t.id) if hasattr(db, "get") else None
-
-
-def error_of(result) -> str | None:
-    return getattr(result, "error", None) or None
-
-
-def start(w, bench: Bench, t: Task):
-    """Queue t and run it; return (the result, the engine's view of its one container)."""
-    call("add_task(t)", w.add_task, t)
-    result = call("run_task()", w.run_task)
-    if error_of(result):
-        raise Fault(f"run_task() returned the error {error_of(result)!r} for a SCHEDULED task")
-    return result, bench.the_container(t, "run_task() returned")
 
 
 # --- the chapter's rows -------------------------------------------------------------------------
@@ -415,57 +294,4 @@ def run(
     Never raises for what the worker does. Each row gets at most `row_seconds`, and all of them
     `budget`: rows that would begin after that fail, saying so.
     """
-    engine = Docker()
-    run_id = uuid.uuid4().hex[:6]
-    deadline = time.monotonic() + budget
-    rows = []
-    for n, (title, level, check) in enumerate(ROWS):
-        if level not in levels:
-            continue
-        left = min(row_seconds, deadline - time.monotonic())
-        if left < 0.5:
-            rows.append(Row(title, level, False, f"not run: the {budget:.0f} s budget was spent"))
-            continue
-        rows.append(_one_row(factory, title, level, check, Bench(f"spec-{run_id}-{n}", engine), left))
-    return rows
-
-
-def _one_row(factory, title: str, level: str, check: Callable, bench: Bench, seconds: float) -> Row:
-    name = bench.prefix
-    bench.workers.add(name)
-    outcome: list[str] = []
-
-    def attempt() -> None:
-        try:
-            if check is reopened:
-                check(factory, bench, name)
-            else:
-                check(call("factory(name)", factory, name), bench)
-            outcome.append("")
-        except Fault as e:
-            outcome.append(str(e))
-        except Exception as e:  # noqa: BLE001 - e.g. the engine went away: the row says so
-            outcome.append(f"the check itself failed: {type(e).__name__}: {e}")
-
-    began = time.monotonic()
-    thread = threading.Thread(target=attempt, name=f"cube-spec-{name}", daemon=True)
-    thread.start()
-    thread.join(seconds)
-    took = time.monotonic() - began
-    if not outcome:
-        outcome.append(f"did not finish within {seconds:.1f} s: a call into the worker never returned")
-    bench.clean()
-    return Row(title, level, not outcome[0], outcome[0], round(took, 2))
-
-
-def table(results: dict[str, list[Row]]) -> str:
-    """The rows of several workers side by side, as a Markdown table (✓ passed, ✗ failed)."""
-    names = list(results)
-    first = results[names[0]]
-    lines = ["| row | level | " + " | ".join(names) + " |", "|---|---|" + "---|" * len(names)]
-    for i, row in enumerate(first):
-        marks = ["✓" if rows[i].passed else "✗" for rows in results.values()]
-        lines.append(f"| {row.name} | {row.level} | " + " | ".join(marks) + " |")
-    totals = [f"{sum(r.passed for r in rows)}/{len(rows)}" for rows in results.values()]
-    lines.append("| **passed** | | " + " | ".join(totals) + " |")
-    return "\n".join(lines)
+    return run_rows(factory, [row for row in ROWS if row[1] in levels], "spec", budget, row_seconds)

@@ -42,7 +42,8 @@ STATE_TRANSITION_MAP: dict[State, tuple[State, ...]] = {
     State.FAILED: (State.SCHEDULED,),  # cube: run a failed task again
 }
 
-# States a task never leaves (but for FAILED -> SCHEDULED: asked to run again).
+# The states of a task whose work is over, so it has no container: COMPLETED for good, FAILED until
+# it is asked to run again (FAILED -> SCHEDULED).
 FINAL_STATES = (State.COMPLETED, State.FAILED)
 
 # The moves cube adds to listing 4.10, for notebooks and tests to point at.

@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 
 import psutil
 
-from cube.docker import ENGINE_ERRORS, connect
+from cube.docker import Docker, EngineError
 from cube.state import State
 
 log = logging.getLogger(__name__)
@@ -72,7 +72,7 @@ class Metrics:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._listeners: list[Callable[[dict], None]] = []
-        self._client = None
+        self._engine = Docker(client=worker.client)
 
     def start(self) -> None:
         """Sample in the background until stop()."""
@@ -166,14 +166,11 @@ class Metrics:
 
     def _read(self, container_id: str) -> None:
         try:
-            self._client = self._client or connect(self.worker.client)
-            stream = self._client.api.stats(container_id, stream=True, decode=True)
-            for frame in stream:
+            for frame in self._engine.stats(container_id):  # breaking off closes the stream, on this thread
                 self._followed[container_id] = (_container_cpu(frame), _container_memory(frame))
                 if self._stopping.is_set():
-                    stream.close()  # on this thread: a generator cannot be closed from another
                     break
-        except (*ENGINE_ERRORS, OSError, ValueError) as e:
+        except EngineError as e:
             log.info("stats of container %s ended: %s", container_id[:12], e)  # the next sample retries
         finally:
             with self._lock:

@@ -1,24 +1,21 @@
 """Where a worker keeps what it knows: its tasks, its queue of requests and their history.
 
-One SQLite database (the standard library's sqlite3): in memory when no path is given, so it is
-gone with the worker like the book's map; in a file otherwise, so it survives the worker's process
-being killed at any moment. Every change is one transaction, committed before the worker acts on
-it (Nomad's client writes a task's handle to its state file the same way), and the file is kept
-in WAL mode with full sync. The book's later BoltDB store is the same idea.
-
-Only one worker may use a file at a time: the store holds SQLite's exclusive lock for as long as
-it is open, so a second process gets a clear error at once instead of waiting or corrupting it.
+One SQLite database (the standard library's sqlite3): in memory when no path is given, gone with
+the worker like the book's map; in a file otherwise, so it survives the worker's process being
+killed at any moment. Every change is one transaction, committed before the worker acts on it (as
+Nomad's client writes its state file), in WAL mode with full sync. The book's BoltDB store (chapter
+11) is the same idea. Only one worker may have a file open: a second gets StoreInUse at once.
 
 Tasks are stored as JSON (Task.to_dict). A task's `op` column holds the operation a worker is in
-the middle of ("start" or "stop"), written before the worker touches the engine: after a crash it
-says what to finish or undo.
+the middle of ("start" or "stop"), written before it touches the engine: after a crash it says what
+to finish. A request stays in the queue until the operation that carries it out begins (take()).
 """
 
 import json
 import sqlite3
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
 
@@ -36,6 +33,7 @@ CREATE TABLE IF NOT EXISTS history (
 CREATE INDEX IF NOT EXISTS history_by_task ON history (task_id, seq);
 CREATE TABLE IF NOT EXISTS given (task_id TEXT PRIMARY KEY);
 """
+_READ_ONLY = "is read-only: to ask the worker for a change, queue a request with worker.add_task(task)"
 
 
 class StoreInUse(RuntimeError):
@@ -48,16 +46,20 @@ class Store:
     Args:
         path: the database file, created if missing; None keeps everything in memory.
         worker: the worker's name. A file remembers the name it was made for, and refuses another.
+        on_change: told of each move saved and each request queued, in that order (in the transaction).
 
     Raises:
         StoreInUse: another worker has the file open.
         ValueError: the file belongs to a worker with another name.
     """
 
-    def __init__(self, path: str | None, worker: str) -> None:
-        self.path = path
+    def __init__(
+        self, path: str | None, worker: str, on_change: Callable[[Transition], None] | None = None
+    ) -> None:
+        self.path, self.on_change = path, on_change or (lambda change: None)
         self._lock = threading.RLock()
         self._depth = 0
+        self._out: dict[uuid.UUID, tuple[int, Task]] = {}  # requests handed out by dequeue(): seq, request
         # isolation_level=None: transactions are begun and ended by transaction() only.
         self._db = sqlite3.connect(path or ":memory:", check_same_thread=False, isolation_level=None)
         try:
@@ -67,15 +69,12 @@ class Store:
             raise
 
     def _open(self, worker: str) -> None:
-        db = self._db
-        db.execute("PRAGMA busy_timeout = 0")  # another owner: fail at once, never wait
+        self._db.execute("PRAGMA busy_timeout = 0")  # another owner: fail at once, never wait
         if self.path:
-            # Exclusive locking mode keeps the lock from the first write until close().
-            db.execute("PRAGMA locking_mode = EXCLUSIVE")
-            try:
-                db.execute("PRAGMA journal_mode = WAL")
-                db.execute("PRAGMA synchronous = FULL")
-                db.execute("BEGIN IMMEDIATE")
+            try:  # exclusive locking mode keeps the lock from the first write until close()
+                for pragma in ("locking_mode = EXCLUSIVE", "journal_mode = WAL", "synchronous = FULL"):
+                    self._db.execute(f"PRAGMA {pragma}")
+                self._db.execute("BEGIN IMMEDIATE")
             except sqlite3.OperationalError as e:
                 if e.sqlite_errorcode in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
                     raise StoreInUse(
@@ -83,12 +82,12 @@ class Store:
                         "Stop that worker (worker.close()), or give this one another db_path."
                     ) from None
                 raise
-            db.execute("COMMIT")
+            self._db.execute("COMMIT")
         with self.transaction():
             for statement in filter(str.strip, _SCHEMA.split(";")):  # executescript() would commit
-                db.execute(statement)
-            db.execute("INSERT OR IGNORE INTO meta VALUES ('worker', ?)", (worker,))
-            (owner,) = db.execute("SELECT value FROM meta WHERE key = 'worker'").fetchone()
+                self._db.execute(statement)
+            self._db.execute("INSERT OR IGNORE INTO meta VALUES ('worker', ?)", (worker,))
+            (owner,) = self._one("SELECT value FROM meta WHERE key = 'worker'")
         if owner != worker:
             raise ValueError(
                 f"{self.path} holds the tasks of worker {owner!r}, not {worker!r}: open it as "
@@ -149,39 +148,73 @@ class Store:
                 "ON CONFLICT (id) DO UPDATE SET body = excluded.body, op = excluded.op",
                 (str(task.id), json.dumps(task.to_dict()), op),
             )
-            if transition:
-                t = transition
+            if t := transition:
                 self._db.execute(
                     "INSERT INTO history (time, task_id, src, dst, reason) VALUES (?, ?, ?, ?, ?)",
                     (t.time.isoformat(), str(t.task_id), t.src and t.src.name, t.dst.name, t.reason),
                 )
+                self.on_change(t)
+
+    def swap(self, old: Task, new: Task, transition: Transition) -> bool:
+        """Save `new` and the move, if the record is still `old` and no operation is under way on it."""
+        with self.transaction():
+            if self.task(old.id) != old or self.op(old.id):
+                return False
+            self.save(new, "", transition)
+            return True
 
     # --- the queue -------------------------------------------------------------------------------
 
     def enqueue(self, task: Task, front: bool = False) -> None:
         """Add a request at the back of the queue (or at its front, to try it again first)."""
         with self.transaction():
-            seq = None
-            if front:
-                (first,) = self._one("SELECT MIN(seq) FROM queue")
-                seq = (first or 1) - 1
+            seq = (self._one("SELECT MIN(seq) FROM queue")[0] or 1) - 1 if front else None
             self._db.execute(
                 "INSERT INTO queue (seq, task_id, body) VALUES (?, ?, ?)",
                 (seq, str(task.id), json.dumps(task.to_dict())),
             )
             self._db.execute("INSERT OR IGNORE INTO given VALUES (?)", (str(task.id),))
+            self.on_change(task)
 
     def dequeue(self) -> Task | None:
-        """Take the first request whose task has no operation under way (FIFO for each task)."""
+        """Hand out the first request whose task is free: no operation under way on it, and none of its
+        requests handed out already (so each task's requests go one at a time, in order).
+
+        The request stays queued until take(request), so that a crash before its operation begins
+        loses nothing; give_back(request) lets another take it.
+        """
         with self.transaction():
+            out = [str(i) for i in self._out]
             row = self._one(
                 "SELECT seq, body FROM queue WHERE task_id NOT IN (SELECT id FROM tasks WHERE op != '') "
-                "ORDER BY seq LIMIT 1"
+                f"AND task_id NOT IN ({','.join('?' * len(out))}) ORDER BY seq LIMIT 1",
+                *out,
             )
             if row is None:
                 return None
-            self._db.execute("DELETE FROM queue WHERE seq = ?", (row[0],))
-            return _task(row[1])
+            request = _task(row[1])
+            self._out[request.id] = (row[0], request)
+            return request
+
+    def take(self, request: Task) -> None:
+        """Take a request dequeue() handed out off the queue (anything else: nothing happens)."""
+        with self.transaction():
+            seq, out = self._out.get(request.id, (None, None))
+            if out is request:
+                self._db.execute("DELETE FROM queue WHERE seq = ?", (seq,))
+                del self._out[request.id]
+
+    def give_back(self, request: Task) -> None:
+        """Let dequeue() hand out again a request it handed out and that was not taken."""
+        with self._lock:
+            if self._out.get(request.id, (None, None))[1] is request:
+                del self._out[request.id]
+
+    def put_back(self, task: Task, request: Task) -> None:
+        """Save the task (its operation over) and queue the request again, first, in one transaction."""
+        with self.transaction():
+            self.save(task)
+            self.enqueue(request, front=True)
 
     def queued(self) -> list[Task]:
         """The requests waiting, front first."""
@@ -195,11 +228,8 @@ class Store:
 
     def history(self, task_id: uuid.UUID | None = None) -> list[Transition]:
         """The recorded moves, oldest first; only one task's if task_id is given."""
-        select = "SELECT time, task_id, src, dst, reason FROM history"
-        if task_id:
-            rows = self._all(f"{select} WHERE task_id = ? ORDER BY seq", str(task_id))
-        else:
-            rows = self._all(f"{select} ORDER BY seq")
+        where, args = ("WHERE task_id = ?", [str(task_id)]) if task_id else ("", [])
+        rows = self._all(f"SELECT time, task_id, src, dst, reason FROM history {where} ORDER BY seq", *args)
         return [
             Transition(datetime.fromisoformat(t), uuid.UUID(i), src and State[src], State[dst], why)
             for t, i, src, dst, why in rows
@@ -212,6 +242,47 @@ class Store:
     def _all(self, sql: str, *args) -> list[tuple]:
         with self._lock:
             return self._db.execute(sql, args).fetchall()
+
+
+class Records(Mapping):
+    """A worker's db: task id -> its record, read from the store at each lookup (one task, not all)."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def __getitem__(self, task_id: uuid.UUID) -> Task:
+        if (task := self._store.task(task_id)) is None:
+            raise KeyError(task_id)
+        return task
+
+    def __iter__(self) -> Iterator[uuid.UUID]:
+        return (uuid.UUID(i) for (i,) in self._store._all("SELECT id FROM tasks ORDER BY rowid"))
+
+    def __len__(self) -> int:
+        return self._store._one("SELECT COUNT(*) FROM tasks")[0]
+
+    def values(self) -> list[Task]:  # one read, not one per task
+        return self._store.tasks()
+
+    def items(self) -> list[tuple[uuid.UUID, Task]]:
+        return [(t.id, t) for t in self._store.tasks()]
+
+    def __setitem__(self, *_) -> None:
+        raise TypeError(f"worker.db {_READ_ONLY}")
+
+    __delitem__ = __setitem__
+
+    def __repr__(self) -> str:
+        return repr(dict(self.items()))
+
+
+class Requests(tuple):
+    """A copy of the requests waiting in a worker's queue, front first: a tuple that says how to queue."""
+
+    def _refuse(self, *_) -> None:
+        raise TypeError(f"worker.queue is a copy of the queue and {_READ_ONLY}")
+
+    append = extend = insert = remove = pop = clear = __setitem__ = __delitem__ = __iadd__ = _refuse
 
 
 def _task(body: str) -> Task:

@@ -1,12 +1,15 @@
 """What a task is: the Task record (listing 4.1) and the container Config made from it.
 
-A task is the smallest unit of work, and it runs as exactly one container. Besides the book's
-fields, a Task records what the worker last observed of its container: the host ports, the exit
-code, how many times Docker restarted it, and a reason for its state, in words.
+A Task says what to run (an image, and the limits and ports to give it) and which state it is
+wanted in or was seen in; a worker carries it out as one container. Besides the book's fields it
+keeps what the worker last observed of that container: host ports, exit code, restarts, and why
+the task is in its state, in words. Its fields are checked against a table of rules, each naming
+the field it checks, so a caller (the HTTP API, a notebook) can say which field is wrong.
 """
 
 import re
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 
@@ -22,27 +25,30 @@ MAX_BYTES = 2**63 - 1  # the engine reads limits as int64
 LABEL_TASK = "cube.task"
 LABEL_WORKER = "cube.worker"
 
-# Docker's own rule for container names: two characters at least.
-_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+")
-_ON_FAILURE = re.compile(r"on-failure(:\d+)?")
+
+class TaskError(ValueError):
+    """A field of a Task holds an impossible value, or one the engine would refuse or ignore."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
 
 
 @dataclass
 class Task:
-    """One unit of work for a worker, run as one container.
+    """One piece of work for a worker, run as one container.
 
     cpu is in cores (0.5 is half a core), memory and disk in bytes; 0 means "no limit".
     exposed_ports holds container ports such as "80/tcp"; port_bindings maps a container port to
     the host port to publish it on (an exposed port with no binding gets a random host port).
     cmd replaces the image's command, e.g. ["sh", "-c", "exit 3"]; empty keeps the image's own.
     The worker fills in the rest from what the engine reports: host_ports (container port -> host
-    port, as published now), exit_code (None until the container exits), restarts (how many times
-    Docker restarted the container under its restart policy) and reason (why the task is in its
-    state, e.g. "exited with code 3"). Times are timezone-aware UTC datetimes, or None until they
-    happen.
+    port, as published now), exit_code (None until the container exits), restarts (by Docker,
+    under the restart policy) and reason (why the task is in its state, e.g. "exited with code 3").
+    Times are timezone-aware UTC datetimes, or None until they happen.
 
     Raises:
-        ValueError: a field holds an impossible value; the message names the field.
+        TaskError: a field holds an impossible value; .field names it.
     """
 
     name: str = ""
@@ -68,87 +74,16 @@ class Task:
         self.validate()
 
     def validate(self) -> None:
-        """Check every field; raise ValueError naming the first one that is impossible, or that the
-        engine would refuse or quietly ignore."""
-        if not isinstance(self.id, uuid.UUID):
-            raise ValueError(f"id: expected a uuid.UUID, got {self.id!r}")
-        if not isinstance(self.state, State):
-            raise ValueError(f"state: expected a cube.State such as State.SCHEDULED, got {self.state!r}")
-        if not self.image or not isinstance(self.image, str):
-            raise ValueError("image: a task needs an image to run, e.g. image='cube/helloworld-http'")
-        if not isinstance(self.name, str) or self.name and not _NAME.fullmatch(self.name):
-            raise ValueError(
-                f"name: {self.name!r} cannot name a container; use two or more letters, digits, "
-                "'_', '.' or '-', starting with a letter or digit (or '' to let Docker choose)"
-            )
-        self._check_limits()
-        policy = self.restart_policy
-        if not isinstance(policy, str) or not (
-            policy in RESTART_POLICIES[:4] or _ON_FAILURE.fullmatch(policy)
-        ):
-            choices = ", ".join(map(repr, RESTART_POLICIES))
-            raise ValueError(f"restart_policy: {policy!r} is not one of {choices}")
-        if not isinstance(self.cmd, list) or not all(isinstance(arg, str) for arg in self.cmd):
-            raise ValueError(
-                f"cmd: must be a list of strings such as ['sh', '-c', 'exit 3'], got {self.cmd!r}"
-            )
-        self._check_ports()
-        for name in ("start_time", "finish_time"):
+        """Check every field against RULES; raise TaskError for the first rule a value breaks."""
+        for name, ok, says in RULES:
             value = getattr(self, name)
-            if value is not None and (not isinstance(value, datetime) or value.tzinfo is None):
-                raise ValueError(f"{name}: must be a timezone-aware datetime or None, got {value!r}")
-        if self.exit_code is not None and (type(self.exit_code) is not int):
-            raise ValueError(f"exit_code: must be a whole number or None, got {self.exit_code!r}")
-        if type(self.restarts) is not int or self.restarts < 0:
-            raise ValueError(f"restarts: must be a whole number >= 0, got {self.restarts!r}")
-
-    def _check_limits(self) -> None:
-        cpu = self.cpu
-        if (
-            isinstance(cpu, bool)
-            or not isinstance(cpu, int | float)
-            or not (cpu == 0 or MIN_CPU <= cpu < 1e6)
-        ):
-            raise ValueError(f"cpu: must be 0 (no limit) or a number of cores from {MIN_CPU}, got {cpu!r}")
-        for name in ("memory", "disk"):
-            value = getattr(self, name)
-            if type(value) is not int or not 0 <= value <= MAX_BYTES:
-                raise ValueError(f"{name}: must be a whole number of bytes >= 0 (0: no limit), got {value!r}")
-        if 0 < self.memory < MIN_MEMORY:
-            raise ValueError(
-                f"memory: Docker's smallest limit is 6 MiB ({MIN_MEMORY} bytes), got {self.memory}"
-            )
-
-    def _check_ports(self) -> None:
-        if not isinstance(self.exposed_ports, set | frozenset | list | tuple):
-            raise ValueError(
-                f"exposed_ports: must be a set of ports like {{'80/tcp'}}, got {self.exposed_ports!r}"
-            )
-        if not isinstance(self.port_bindings, dict):
-            raise ValueError(
-                f"port_bindings: must be a dict like {{'80/tcp': '8080'}}, got {self.port_bindings!r}"
-            )
-        for field_name, ports in (
-            ("exposed_ports", self.exposed_ports),
-            ("port_bindings", self.port_bindings),
-        ):
-            for port in ports:
-                number, _, protocol = str(port).partition("/")
-                if (
-                    not isinstance(port, str)
-                    or not _is_port(number)
-                    or protocol not in ("", "tcp", "udp", "sctp")
-                ):
-                    raise ValueError(f"{field_name}: {port!r} is not a port like '80/tcp'")
-        for port, host_port in self.port_bindings.items():
-            if not _is_port(str(host_port)):
-                raise ValueError(f"port_bindings: host port {host_port!r} for {port} is not in 1-65535")
+            if not ok(value):
+                raise TaskError(name, says(value) if callable(says) else says.format(value))
 
     def to_dict(self) -> dict:
         """The task as plain JSON types: states by name, times in ISO 8601, sets as sorted lists."""
         d = asdict(self)
-        d["id"], d["state"] = str(self.id), self.state.name
-        d["exposed_ports"] = sorted(self.exposed_ports)
+        d["id"], d["state"], d["exposed_ports"] = str(self.id), self.state.name, sorted(self.exposed_ports)
         for name in ("start_time", "finish_time"):
             d[name] = d[name] and d[name].isoformat()
         return d
@@ -158,21 +93,81 @@ class Task:
         """The inverse of to_dict.
 
         Raises:
-            ValueError: a field is unknown or impossible; the message names it.
+            TaskError: a field is unknown or impossible; .field names it.
         """
         d = dict(d)
-        unknown = set(d) - {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - {f.name for f in fields(cls)})
         if unknown:
-            raise ValueError(f"{', '.join(sorted(unknown))}: not a field of Task")
+            raise TaskError(unknown[0], f"{', '.join(unknown)}: not a field of Task")
         for name, parse in _PARSERS.items():
             if d.get(name) is not None:
                 try:
                     d[name] = parse(d[name])
                 except (KeyError, ValueError, TypeError, AttributeError):
-                    raise ValueError(f"{name}: cannot read {d[name]!r} as a {name}") from None
+                    raise TaskError(name, f"cannot read {d[name]!r} as a {name}") from None
         d["exposed_ports"] = set(d.get("exposed_ports", ()))
         return cls(**d)
 
+
+def _fits(pattern: str, value: object) -> bool:
+    return isinstance(value, str) and re.fullmatch(pattern, value) is not None
+
+
+def _host_port(value: object) -> bool:
+    return _fits(r"\d+", str(value)) and 0 < int(value) < 65536
+
+
+def _not_a_port(ports) -> str:
+    return next(f"{p!r} is not a port like '80/tcp'" for p in ports if not _port(p))
+
+
+def _port(value: object) -> bool:
+    """A container port such as "80/tcp" ("80" is TCP), numbered 1-65535."""
+    return _fits(r"\d+(/tcp|/udp|/sctp)?", value) and 0 < int(value.partition("/")[0]) < 65536
+
+
+def _bytes(value: object) -> bool:
+    return type(value) is int and 0 <= value <= MAX_BYTES
+
+
+def _when(value: object) -> bool:
+    return value is None or isinstance(value, datetime) and value.tzinfo is not None
+
+
+_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+")  # Docker's own rule: two characters at least
+_LEAST_MEMORY = f"Docker's smallest limit is 6 MiB ({MIN_MEMORY} bytes), got {{}}"
+_NEEDS_IMAGE = "a task needs an image to run, e.g. image='cube/helloworld-http'"
+_NAMING = "{!r} cannot name a container; use two or more letters, digits, '_', '.' or '-', starting with "
+_NAMING += "a letter or digit (or '' to let Docker choose)"
+
+# The rules of a Task, in the order they are checked: a field, a test its value must pass, and what
+# to say of a value that fails it ({!r} is the value).
+RULES: list[tuple[str, Callable[[object], bool], str | Callable[[object], str]]] = [
+    ("id", lambda v: isinstance(v, uuid.UUID), "expected a uuid.UUID, got {!r}"),
+    ("state", lambda v: isinstance(v, State), "expected a cube.State such as State.SCHEDULED, got {!r}"),
+    ("image", lambda v: v and isinstance(v, str), _NEEDS_IMAGE),
+    ("name", lambda v: isinstance(v, str) and (not v or _NAME.fullmatch(v)), _NAMING),
+    ("cpu", lambda v: type(v) in (int, float) and (v == 0 or MIN_CPU <= v < 1e6),
+     f"must be 0 (no limit) or a number of cores from {MIN_CPU}, got {{!r}}"),
+    ("memory", _bytes, "must be a whole number of bytes >= 0 (0: no limit), got {!r}"),
+    ("memory", lambda v: not 0 < v < MIN_MEMORY, _LEAST_MEMORY),
+    ("disk", _bytes, "must be a whole number of bytes >= 0 (0: no limit), got {!r}"),
+    ("restart_policy", lambda v: v in RESTART_POLICIES[:5] or _fits(r"on-failure:\d+", v),
+     "{!r} is not one of " + ", ".join(map(repr, RESTART_POLICIES))),
+    ("cmd", lambda v: isinstance(v, list) and all(isinstance(a, str) for a in v),
+     "must be a list of strings such as ['sh', '-c', 'exit 3'], got {!r}"),
+    ("exposed_ports", lambda v: isinstance(v, set | frozenset | list | tuple),
+     "must be a set of ports like {{'80/tcp'}}, got {!r}"),
+    ("exposed_ports", lambda v: all(map(_port, v)), _not_a_port),
+    ("port_bindings", lambda v: isinstance(v, dict), "must be a dict like {{'80/tcp': '8080'}}, got {!r}"),
+    ("port_bindings", lambda v: all(map(_port, v)), _not_a_port),
+    ("port_bindings", lambda v: all(map(_host_port, v.values())), lambda v: next(
+        f"host port {h!r} for {p} is not in 1-65535" for p, h in v.items() if not _host_port(h))),
+    ("start_time", _when, "must be a timezone-aware datetime or None, got {!r}"),
+    ("finish_time", _when, "must be a timezone-aware datetime or None, got {!r}"),
+    ("exit_code", lambda v: v is None or type(v) is int, "must be a whole number or None, got {!r}"),
+    ("restarts", lambda v: type(v) is int and v >= 0, "must be a whole number >= 0, got {!r}"),
+]  # fmt: skip
 
 _PARSERS = {
     "id": uuid.UUID,
@@ -180,10 +175,6 @@ _PARSERS = {
     "start_time": datetime.fromisoformat,
     "finish_time": datetime.fromisoformat,
 }
-
-
-def _is_port(text: str) -> bool:
-    return text.isdigit() and 1 <= int(text) <= 65535
 
 
 @dataclass
@@ -202,12 +193,28 @@ class Config:
     cmd: list[str] = field(default_factory=list)
     labels: dict[str, str] = field(default_factory=dict)
 
+    def host_config(self) -> dict:
+        """How the engine should host the container: its HostConfig, as `docker inspect` shows it."""
+        policy, _, retries = self.restart_policy.partition(":")  # Docker's spelling: "on-failure:3"
+        return {
+            "PortBindings": {p: [{"HostIp": "", "HostPort": str(h or "")}] for p, h in self.ports().items()},
+            # Publish what the image EXPOSEs too, as the book does; but not when the task binds ports
+            # itself: the engine would publish those a second time, on random host ports.
+            "PublishAllPorts": not self.port_bindings,
+            "Init": True,  # a PID 1 that passes SIGTERM on: a stop takes no 10 s
+            "NanoCpus": int(self.cpu * 1e9),
+            "Memory": self.memory,
+            "RestartPolicy": {"Name": policy or "no", "MaximumRetryCount": int(retries or 0)},
+        }
+
+    def ports(self) -> dict[str, str | None]:
+        """Each container port to publish, and its host port (None: the engine picks one)."""
+        return {p: self.port_bindings.get(p) for p in self.exposed_ports} | self.port_bindings
+
     @classmethod
     def from_task(cls, task: Task, worker: str = "") -> "Config":
         """The book's NewConfig. Labels mark the container as cube's, for its task and worker."""
-        labels = {LABEL_TASK: str(task.id)}
-        if worker:
-            labels[LABEL_WORKER] = worker
+        labels = {LABEL_TASK: str(task.id)} | ({LABEL_WORKER: worker} if worker else {})
         return cls(
             name=task.name,
             image=task.image,

@@ -1,4 +1,4 @@
-"""Notebook controls: a worker's control panel and a state-transition explorer (ipywidgets 8).
+"""A worker's control panel for the notebooks (ipywidgets 8).
 
 Slow work (building the demo image, starting and stopping containers) runs on one background
 thread, so the buttons answer at once and jobs run one at a time, in the order clicked. That
@@ -24,7 +24,7 @@ import ipywidgets as widgets
 
 from cube.docker import Docker
 from cube.image import DEMO_IMAGE, ensure_demo_image
-from cube.state import State, valid_state_transition
+from cube.state import State
 from cube.stats import Metrics
 from cube.task import Task
 from cube.web import port_url
@@ -298,25 +298,3 @@ def _tasks_table(tasks: list[Task], queued: list[Task], usage: dict[str, tuple])
         "</tr></thead>"
         f"<tbody>{rows}</tbody></table><p>Queue: {waiting}</p>"
     )
-
-
-class TransitionExplorer(widgets.HBox):
-    """Pick two states and see whether listing 4.10 lets a task move from one to the other."""
-
-    def __init__(self) -> None:
-        states = [(s.name, s) for s in State]
-        self.src = widgets.Dropdown(options=states, value=State.RUNNING, description="From")
-        self.dst = widgets.Dropdown(options=states, value=State.COMPLETED, description="To")
-        self.verdict = widgets.HTML()
-        self.src.observe(lambda _: self._judge(), "value")
-        self.dst.observe(lambda _: self._judge(), "value")
-        super().__init__([self.src, self.dst, self.verdict])
-        self._judge()
-
-    def __repr__(self) -> str:
-        return f"TransitionExplorer({self.src.value} → {self.dst.value})"
-
-    def _judge(self) -> None:
-        ok = valid_state_transition(self.src.value, self.dst.value)
-        mark = "✓ valid" if ok else "✗ not allowed"
-        self.verdict.value = f"<b>{self.src.value} → {self.dst.value}</b>: {mark}"

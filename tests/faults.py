@@ -6,7 +6,9 @@ decides, for each request, what happens instead:
 
 - "forward": the real engine answers;
 - "drop": the connection is closed without an answer, as when the engine dies mid-request;
-- "hang": the connection is held open and never answered, as with an engine that is stuck.
+- "hang": the connection is held open and never answered, as with an engine that is stuck;
+- "conflict": a made-up 409 answer, as the engine gives to a start of a container that someone is
+  removing at that moment (a race the real engine cannot be made to lose on demand).
 
 Everything that is forwarded reaches the real engine, so containers made through it are real.
 """
@@ -69,6 +71,13 @@ class FaultyEngine:
                 return
             if action == "drop":
                 conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # reset
+                return
+            if action == "conflict":
+                body = b'{"message": "container is marked for removal and cannot be started"}'
+                head = (
+                    f"HTTP/1.1 409 Conflict\r\nContent-Type: application/json\r\nContent-Length: {len(body)}"
+                )
+                conn.sendall(head.encode() + b"\r\nConnection: close\r\n\r\n" + body)
                 return
             headers = [h for h in lines[1:] if not h.lower().startswith("connection:")]
             request = "\r\n".join([lines[0], *headers, "Connection: close"]).encode("latin-1")

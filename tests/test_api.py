@@ -212,6 +212,7 @@ def test_history_lists_the_moves_oldest_first(api):
     assert times == sorted(times) and len(set(times)) == 3
 
 
+@pytest.mark.slow
 def test_stats_tell_the_machine_the_tasks_and_each_running_container(api):
     t = wait_for(api, start(api)["id"], "RUNNING")
 
@@ -430,6 +431,7 @@ def percentiles(seconds: list[float]) -> str:
     return f"p50 {q[49] * 1000:.1f} ms, p95 {q[94] * 1000:.1f} ms"
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(180)
 def test_many_gets_and_posts_at_once_give_one_container_per_task(tmp_path, client, demo_image):
     name = unique("load")
@@ -503,6 +505,7 @@ def test_many_gets_and_posts_at_once_give_one_container_per_task(tmp_path, clien
 # --- a worker killed and started again -------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_a_worker_killed_with_sigkill_gets_its_tasks_back_on_the_same_db(tmp_path, client, demo_image):
     name = unique("kill")
@@ -563,6 +566,7 @@ def test_a_second_worker_on_the_same_db_exits_with_status_2_and_says_why(tmp_pat
         assert still.status_code == 200, "the first one still serves"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_a_signal_stops_the_worker_cleanly_and_leaves_its_containers(tmp_path, client, demo_image, sig):
     name = unique("cli")

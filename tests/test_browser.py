@@ -29,6 +29,8 @@ from playwright.sync_api import Page, expect, sync_playwright
 from cube import DEMO_IMAGE, LABEL_WORKER, State, Worker
 from cube.api import Server
 
+pytestmark = pytest.mark.browser
+
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = "04-putting-it-together.ipynb"
 PANEL_WORKER = "nb04-panel"

@@ -1,12 +1,17 @@
 """cube/docker.py: the Docker wrapper on a real engine, and the errors it turns into sentences."""
 
+import ast
 import socket
 import uuid
+from pathlib import Path
 
 import docker
 import pytest
+from faults import FaultyEngine
 
-from cube import LABEL_TASK, Config, Docker, Observed, check_engine
+from cube import LABEL_TASK, Config, Docker, EngineError, Observed, check_engine
+
+ROOT = Path(__file__).resolve().parents[1]
 
 NO_ENGINE = "unix:///tmp/cube-no-such.sock"
 
@@ -163,3 +168,65 @@ def test_run_with_adopt_takes_over_a_running_container_and_replaces_a_half_made_
     fresh = Docker(config, client).run(adopt=True)
     assert fresh.error is None and fresh.result == "success"
     assert ours(client, labels) == [fresh.container_id] != [half_made.id]
+
+
+def test_no_module_but_docker_py_imports_the_sdk_or_what_it_raises():
+    """The one boundary, checked: only cube/docker.py imports docker, requests or urllib3."""
+    for path in sorted((ROOT / "cube").glob("**/*.py")):  # the exercises' checkers too
+        tree = ast.parse(path.read_text())
+        names = {a.name for node in ast.walk(tree) if isinstance(node, ast.Import) for a in node.names}
+        names |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+        sdk = {name for name in names if name.split(".")[0] in ("docker", "requests", "urllib3")}
+        assert sdk == set() or path.name == "docker.py", f"{path.name} imports {sdk}"
+
+
+def test_an_engine_error_names_its_step_and_whether_the_engine_answered(
+    client, no_engine, demo_image, labels
+):
+    with pytest.raises(EngineError) as missing:
+        Docker(client=client).kill("cube-no-such-container")
+    assert (missing.value.step, missing.value.unreachable, missing.value.status) == ("kill", False, 404)
+    with pytest.raises(EngineError) as nowhere:
+        Docker(client=no_engine).inspect("abc123")
+    assert (nowhere.value.step, nowhere.value.unreachable) == ("inspect", True)
+    assert NO_ENGINE in str(nowhere.value) and "Start Docker" in str(nowhere.value)
+
+    started = Docker(Config(name="", image=demo_image, labels=labels), client).run()
+    client.api.stop(started.container_id, timeout=0)  # a container that is not running cannot be paused
+    with pytest.raises(EngineError) as conflict:
+        Docker(client=client).pause(started.container_id)
+    assert (conflict.value.step, conflict.value.status) == ("pause", 409)
+    assert started.container_id[:12] in str(conflict.value)
+
+
+def test_pause_unpause_and_restart_drift_a_container_as_the_docker_cli_does(client, demo_image, labels):
+    d = Docker(Config(name="", image=demo_image, labels=labels), client)
+    container_id = d.run().container_id
+    d.pause(container_id)
+    assert (
+        d.inspect(container_id).status
+        == client.api.inspect_container(container_id)["State"]["Status"]
+        == "paused"
+    )
+    d.unpause(container_id)
+    assert d.inspect(container_id).status == "running"
+    before = d.inspect(container_id).started_at
+    d.restart(container_id)
+    after = d.inspect(container_id)
+    assert after.status == "running" and after.started_at > before
+
+
+def test_a_409_on_start_after_create_is_explained_as_a_refused_start_with_a_faked_engine_answer(
+    client, demo_image, task_name
+):
+    engine = FaultyEngine(lambda method, path: "conflict" if path.endswith("/start") else "forward")
+    labels = {LABEL_TASK: f"test-409-{task_name}"}
+    try:
+        result = Docker(Config(name=task_name, image=demo_image, labels=labels), engine.client()).run()
+    finally:
+        engine.close()
+    assert result.error.startswith(
+        f"could not start container {result.container_id[:12]} of task {task_name!r}"
+    )
+    assert "refused to start it" in result.error and "already exists" not in result.error
+    assert ours(client, labels) == [], "the container made before the refused start is removed"

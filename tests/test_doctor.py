@@ -2,15 +2,21 @@
 not use, and with a docker context that points elsewhere."""
 
 import hashlib
+import io
 import json
 import os
 import socket
 import subprocess
 import sys
+import tarfile
+import uuid
+from contextlib import suppress
 
+import docker
 import pytest
 
-from cube import doctor
+from cube import DEMO_IMAGE, Docker, doctor
+from cube.doctor import _demo_image
 
 # Root may use any file, by the capabilities DAC_OVERRIDE and DAC_READ_SEARCH: without them it is
 # refused a socket it does not own, as any user outside the docker group is.
@@ -83,3 +89,36 @@ def test_the_active_docker_context_is_followed_and_named(tmp_path):
         in done.stdout
     )
     assert done.returncode == 1 and "✗ there is no socket at" in done.stdout
+
+
+@pytest.fixture
+def foreign_image(client):
+    """An image the engine built for another CPU architecture than its own (FROM scratch, no RUN)."""
+    arch = "arm64" if client.version()["Arch"] != "arm64" else "amd64"
+    tag = f"cube/test-arch:{arch}-{uuid.uuid4().hex[:8]}"
+    context = io.BytesIO()
+    with tarfile.open(fileobj=context, mode="w") as tar:
+        dockerfile = b"FROM scratch\nCOPY Dockerfile /\n"
+        info = tarfile.TarInfo("Dockerfile")
+        info.size = len(dockerfile)
+        tar.addfile(info, io.BytesIO(dockerfile))
+    context.seek(0)
+    list(
+        client.api.build(fileobj=context, custom_context=True, tag=tag, platform=f"linux/{arch}", decode=True)
+    )
+    yield tag, arch
+    with suppress(docker.errors.ImageNotFound):
+        client.images.remove(tag)
+
+
+def test_the_demo_image_check_fails_for_an_image_built_for_another_architecture(
+    client, demo_image, foreign_image
+):
+    engine = Docker(client=client)
+    tag, arch = foreign_image
+    here = engine.version()["Arch"]
+    wrong = _demo_image(engine.image(tag), here)
+    assert not wrong.ok and wrong.what == f"the demo image is built for {arch}, the engine runs {here}"
+    assert wrong.fix == f"docker rmi {DEMO_IMAGE} && make image"
+    assert _demo_image(engine.image(DEMO_IMAGE), here).ok
+    assert not _demo_image(None, here).ok, "no image at all"

@@ -17,9 +17,12 @@ from cube import ensure_demo_image
 
 # Where a second engine cannot exist at all. Root on Linux without dockerd or ip is not skipped:
 # it fails, saying what to install.
-pytestmark = pytest.mark.skipif(
-    sys.platform != "linux" or os.geteuid() != 0, reason="a second dockerd needs Linux and root"
-)
+pytestmark = [
+    pytest.mark.second_engine,
+    pytest.mark.skipif(
+        sys.platform != "linux" or os.geteuid() != 0, reason="a second dockerd needs Linux and root"
+    ),
+]
 
 LABELS = {"cube.task": "e2-smoke", "cube.worker": "e2-smoke"}
 

@@ -23,6 +23,8 @@ EXERCISES = [
     if isinstance(ex, Exercise)
 ]
 CODE = [ex for ex in EXERCISES if ex.keep]
+# Those that start containers (a teardown removes them) take seconds each: make quick leaves them out.
+ALL = [pytest.param(ex, marks=pytest.mark.slow) if ex.engine or ex.teardown else ex for ex in EXERCISES]
 
 NOTEBOOKS = sorted(Path(__file__).resolve().parents[1].glob("notebooks/[0-9][0-9]-*.ipynb"))
 
@@ -78,7 +80,7 @@ def test_a_function_whose_body_is_still_the_blank_is_not_attempted_yet(ex):
     assert verdict.status == "blank", verdict
 
 
-@pytest.mark.parametrize("ex", EXERCISES, ids=lambda ex: ex.name)
+@pytest.mark.parametrize("ex", ALL, ids=lambda ex: ex.name)
 def test_each_wrong_answer_fails_with_a_message(ex, client):
     assert ex.wrong, f"exercise {ex.name} lists no wrong answers to test its checker with"
     if ex.names[0] != "answer" and ex.names[0].islower():  # code the learner writes, as functions
@@ -97,7 +99,7 @@ def test_each_wrong_answer_fails_with_a_message(ex, client):
     assert not [c.name for c in left if c.labels[LABEL_WORKER].startswith("check-")]
 
 
-@pytest.mark.parametrize("ex", EXERCISES, ids=lambda ex: ex.name)
+@pytest.mark.parametrize("ex", ALL, ids=lambda ex: ex.name)
 def test_the_solution_passes_its_checker(ex, own_workbook):
     began = time.monotonic()
     verdict = check_cell(ex, ex.solution_code)

@@ -2,9 +2,12 @@
 
 from pathlib import Path
 
+import pytest
+
 ROOT_CONFTEST = Path(__file__).resolve().parents[1] / "conftest.py"
 
 
+@pytest.mark.slow
 def test_a_run_that_leaves_a_cube_container_fails_and_removes_it(pytester, client, demo_image, monkeypatch):
     monkeypatch.delenv("CUBE_LEFTOVER_CHECK", raising=False)  # the rule is on, whatever this run says
     pytester.makeconftest(ROOT_CONFTEST.read_text())
@@ -25,6 +28,7 @@ def test_a_run_that_leaves_a_cube_container_fails_and_removes_it(pytester, clien
     assert not client.containers.list(all=True, filters={"label": "cube.worker=leak-check"})
 
 
+@pytest.mark.slow
 def test_a_container_that_was_there_before_the_run_is_left_alone(pytester, client, demo_image):
     pytester.makeconftest(ROOT_CONFTEST.read_text())
     pytester.makepyfile(test_clean="def test_nothing():\n    pass\n")

@@ -50,6 +50,7 @@ def test_a_started_worker_runs_requests_as_they_come_and_stops_cleanly_within_2_
     w.close()
 
 
+@pytest.mark.slow
 def test_stop_lets_an_operation_under_way_finish_and_keeps_the_queue(client, demo_image):
     w = Worker("test-loop-busy", client)
     tasks = [Task(image=demo_image, state=State.SCHEDULED) for _ in range(3)]
@@ -71,6 +72,7 @@ def test_stop_lets_an_operation_under_way_finish_and_keeps_the_queue(client, dem
         c.remove(force=True)
 
 
+@pytest.mark.slow
 def test_a_started_worker_sees_a_container_exit_without_being_asked(looping, demo_image):
     t = Task(image=demo_image, state=State.SCHEDULED, cmd=["sh", "-c", "sleep 0.5; exit 4"])
     looping.add_task(t)
@@ -79,6 +81,7 @@ def test_a_started_worker_sees_a_container_exit_without_being_asked(looping, dem
     assert looping.db[t.id].exit_code == 4
 
 
+@pytest.mark.slow
 def test_one_tasks_requests_stay_in_order_whatever_parallel_is(looping, client, demo_image):
     tasks = [Task(image=demo_image, state=State.SCHEDULED) for _ in range(6)]
     for t in tasks:  # start and stop each at once: the stop must wait for the start
@@ -95,6 +98,7 @@ def test_one_tasks_requests_stay_in_order_whatever_parallel_is(looping, client, 
     assert mine(client, worker=looping.name) == []
 
 
+@pytest.mark.slow
 def test_fifty_tasks_added_from_five_threads_while_the_loop_runs(looping, client, demo_image):
     tasks = [Task(image=demo_image, state=State.SCHEDULED) for _ in range(50)]
 
@@ -121,6 +125,7 @@ def test_fifty_tasks_added_from_five_threads_while_the_loop_runs(looping, client
     assert mine(client, worker=looping.name) == []
 
 
+@pytest.mark.slow
 def test_the_observer_never_mistakes_the_workers_own_stops_for_removals(worker, client, demo_image):
     tasks = [Task(image=demo_image, state=State.SCHEDULED) for _ in range(6)]
     for t in tasks:
@@ -165,12 +170,17 @@ def test_history_and_listeners_see_every_change_in_order(worker, demo_image):
         (State.RUNNING, State.COMPLETED),
     ]
     assert [m.time for m in moves] == sorted(m.time for m in moves)
+    assert eventually(lambda: len(heard) == 5), heard  # told on the notifier's thread, soon after
     assert [c for c in heard if isinstance(c, Transition)] == moves
+    assert [type(c) for c in heard] == [Task, Transition, Transition, Task, Transition], "in order"
     assert [c.state for c in heard if isinstance(c, Task)] == [State.SCHEDULED, State.COMPLETED]
     assert worker.history() == moves
 
     unsubscribe()
+    later: list = []
+    worker.subscribe(later.append)  # told after the first listener would be, of the same change
     worker.add_task(t)
+    assert eventually(lambda: later), "the request was told"
     assert len(heard) == 5, "nothing heard after unsubscribing"
 
 
@@ -191,3 +201,24 @@ def test_a_failed_task_started_again_gets_a_new_container_under_the_same_id(work
         (State.SCHEDULED, State.RUNNING),
     ]
     assert [c.id for c in mine(client, task=str(t.id))] == [rec.container_id]
+
+
+@pytest.mark.slow  # waits seconds by design
+def test_a_listener_that_takes_a_second_does_not_slow_a_start_and_hears_every_change_in_order(
+    worker, demo_image
+):
+    heard: list = []
+
+    def slow(change) -> None:
+        time.sleep(1)
+        heard.append((change, threading.current_thread().name))
+
+    worker.subscribe(slow)
+    t = Task(image=demo_image, state=State.SCHEDULED)
+    began = time.monotonic()
+    assert worker.start_task(t).error is None
+    took = time.monotonic() - began
+    assert took < 1.5, f"the start took {took:.2f} s: it waited for its listener (2 s)"
+    assert eventually(lambda: len(heard) == 2, seconds=5)
+    assert [(c.src, c.dst) for c, _ in heard] == [(None, State.SCHEDULED), (State.SCHEDULED, State.RUNNING)]
+    assert {thread for _, thread in heard} == {f"cube-{worker.name}-notifier_0"}, "one thread of its own"

@@ -15,6 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]-*.ipynb"))
 
 
+@pytest.mark.slow
 def test_notebook_01_runs_top_to_bottom_without_a_docker_engine(monkeypatch, tmp_path):
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-engine-here.sock")  # the kernel inherits it
     notebook = nbformat.read(ROOT / "notebooks" / "01-tasks-and-states.ipynb", as_version=4)
@@ -112,6 +113,7 @@ def fill_in(notebook: dict, number: int) -> int:
     return filled
 
 
+@pytest.mark.slow  # every notebook, run again: a minute and a half
 def test_every_notebook_runs_with_every_solution_filled_in(tmp_path, monkeypatch, demo_image):
     """A learner who did every exercise: each check says correct, nothing fails, and notebook 04
     runs their worker, all four methods theirs (saved by notebook 03's checks)."""

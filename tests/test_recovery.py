@@ -1,7 +1,9 @@
 """A real worker process killed with SIGKILL in the middle of its work, again and again, and a new
-worker on the same SQLite file picking up: no task lost, no container leaked, none doubled."""
+worker on the same SQLite file picking up: no task lost, no container leaked, none doubled, and no
+job run twice (the engine's own `docker events` count the starts)."""
 
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -10,10 +12,13 @@ import uuid
 from dataclasses import replace
 
 import pytest
-from helpers import mine
+from helpers import eventually, mine
 
 from cube import State, Task, Worker
+from cube.state import FINAL_STATES
 from cube.store import Store
+
+pytestmark = pytest.mark.sigkill
 
 # The child: a worker on the db file, working in the background with two threads, until killed.
 CHILD = """
@@ -94,3 +99,53 @@ def test_sigkill_at_many_points_of_starts_and_stops_loses_nothing(client, demo_i
     assert mine(client, worker=name) == []
     print(f"kills that caught an operation half done: {caught}")
     assert caught["start"] >= 3 and caught["stop"] >= 3, f"the kills missed the operations: {caught}"
+
+
+JOB_ROUNDS = 6  # of 3 jobs each
+
+
+def started(client, since: float) -> dict[str, int]:
+    """How many times the engine started a container of each task since `since`, by task id."""
+    events = client.events(since=since, until=time.time(), filters={"event": "start"}, decode=True)
+    counts: dict[str, int] = {}
+    for e in events:
+        task_id = e["Actor"]["Attributes"].get("cube.task", "")
+        counts[task_id] = counts.get(task_id, 0) + 1
+    return counts
+
+
+def test_short_jobs_under_sigkill_at_random_moments_each_run_once_with_their_own_exit_code(
+    client, demo_image, name, tmp_path
+):
+    db, since, rng = str(tmp_path / "worker.db"), time.time(), random.Random(4)
+    jobs: dict = {}  # task id -> the exit code its job ends with
+    for _ in range(JOB_ROUNDS):
+        with Worker(name, client, db_path=db) as w:  # reconciles what the last child left
+            for _ in range(3):
+                code = rng.choice([0, 3])
+                job = Task(
+                    image=demo_image, state=State.SCHEDULED, cmd=["sh", "-c", f"sleep 0.2; exit {code}"]
+                )
+                w.add_task(job)
+                jobs[job.id] = code
+        child = subprocess.Popen([sys.executable, "-c", CHILD, name, db], stdout=subprocess.PIPE, text=True)
+        assert child.stdout.readline().strip() == "ready"
+        time.sleep(rng.uniform(0, 0.8))
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait()
+
+    time.sleep(0.5)  # the last jobs end while no worker is alive
+    with Worker(name, client, db_path=db) as w:
+        while w.queue:
+            w.run_task()
+        assert eventually(
+            lambda: w.update_tasks() is not None and all(w.db[j].state in FINAL_STATES for j in jobs)
+        )
+        for job_id, code in jobs.items():
+            t = w.db[job_id]
+            assert (t.state, t.exit_code) == (State.COMPLETED if code == 0 else State.FAILED, code), t.reason
+    counts = started(client, since)
+    assert {str(j): counts.get(str(j), 0) for j in jobs} == {str(j): 1 for j in jobs}, (
+        "a job ran twice, or never"
+    )
+    assert mine(client, worker=name) == []

@@ -23,6 +23,7 @@ def start(worker: Worker, task: Task) -> Task:
     return worker.db[task.id]
 
 
+@pytest.mark.slow
 def test_a_task_queued_twice_and_run_by_two_threads_at_once_gets_one_container(worker, client, demo_image):
     for _ in range(10):
         t = Task(image=demo_image, state=State.SCHEDULED)
@@ -61,6 +62,7 @@ def test_a_command_that_does_not_exist_is_a_failed_start_with_exit_code_127(work
     assert mine(client, task=str(t.id)) == []
 
 
+@pytest.mark.slow  # waits seconds by design
 def test_a_container_that_exits_by_itself_is_seen_completed_or_failed(worker, client, demo_image):
     ok = start(worker, Task(image=demo_image, cmd=["sh", "-c", "sleep 0.5"]))
     bad = start(worker, Task(image=demo_image, cmd=["sh", "-c", "sleep 0.5; exit 3"]))
@@ -212,6 +214,7 @@ def test_a_client_that_is_not_a_docker_client_is_refused_at_construction():
         Worker("w", "unix:///var/run/docker.sock")
 
 
+@pytest.mark.slow
 def test_an_engine_that_never_answers_is_an_error_within_seconds(monkeypatch, demo_image):
     engine = FaultyEngine(lambda method, path: "hang")  # a fake: accepts connections, never answers
     monkeypatch.setenv("DOCKER_HOST", engine.url)

@@ -32,3 +32,16 @@ def test_make_lab_serves_the_root_opens_the_notebooks_and_takes_port_and_token()
         "--LabApp.default_url=/lab/tree/notebooks",
     ):
         assert flag in line, line
+
+
+def test_the_readme_gives_each_modules_size_and_no_module_outgrows_its_limit():
+    listed = dict(
+        re.findall(r"^\| `(cube/\w+\.py)` \| (\d+) \|", (ROOT / "README.md").read_text(), flags=re.M)
+    )
+    modules = sorted(
+        p.relative_to(ROOT).as_posix() for p in (ROOT / "cube").glob("*.py") if p.name != "__init__.py"
+    )
+    sizes = {m: len((ROOT / m).read_text().splitlines()) for m in modules}
+    assert {m: int(n) for m, n in listed.items()} == sizes, "the README's module table is out of date"
+    assert sizes["cube/worker.py"] <= 250, "worker.py is read in one sitting: at most 250 lines"
+    assert max(sizes.values()) <= 300, {m: n for m, n in sizes.items() if n > 300}

@@ -34,6 +34,7 @@ def test_the_rows_name_their_source_and_level():
         assert "\n" not in title
 
 
+@pytest.mark.slow  # a whole run of the spec
 def test_cubes_worker_passes_every_row_within_a_minute(client, demo_image):
     began = time.monotonic()
     rows = cube.spec.run(Worker)
@@ -44,6 +45,7 @@ def test_cubes_worker_passes_every_row_within_a_minute(client, demo_image):
     assert spec_containers(client) == []
 
 
+@pytest.mark.slow  # a whole run of the spec
 def test_the_books_worker_passes_the_chapter_rows_but_those_it_fails_by_design(client, demo_image):
     rows = cube.spec.run(cube.book.Worker)
     chapter = {r.name: r for r in rows if r.level == CHAPTER}
@@ -81,6 +83,7 @@ class HangingWorker(cube.book.Worker):
         time.sleep(3600)
 
 
+@pytest.mark.slow  # a whole run of the spec
 def test_a_worker_that_hangs_gets_rows_within_the_budget(demo_image):
     began = time.monotonic()
     rows = cube.spec.run(HangingWorker, levels=(CHAPTER,), budget=3, row_seconds=1)
@@ -101,6 +104,7 @@ class LeakyWorker(cube.book.Worker):
         return cube.DockerResult()
 
 
+@pytest.mark.slow  # a whole run of the spec
 def test_what_a_worker_leaves_on_the_engine_is_removed(client, demo_image):
     rows = cube.spec.run(LeakyWorker, levels=(CHAPTER,))
     assert not next(r for r in rows if r.name.startswith("stop and remove")).passed

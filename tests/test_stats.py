@@ -119,6 +119,7 @@ def measured(metrics: Metrics, *tasks: Task, within: float = 8) -> dict[str, dic
     return eventually(ready, seconds=within, every=0.2) or pytest.fail(f"not measured: {metrics.snapshot()}")
 
 
+@pytest.mark.slow
 def test_a_busy_container_reads_about_one_core_and_an_idle_one_little(worker, metrics, demo_image):
     busy = run(worker, Task(name=f"{worker.name}-busy", image=demo_image, cmd=BUSY))
     idle = run(worker, Task(name=f"{worker.name}-idle", image=demo_image))
@@ -137,6 +138,7 @@ def test_a_busy_container_reads_about_one_core_and_an_idle_one_little(worker, me
     assert (last[str(busy.id)]["name"], last[str(idle.id)]["name"]) == (busy.name, idle.name)
 
 
+@pytest.mark.slow
 def test_two_snapshots_a_second_apart_are_two_samples_of_the_machine(metrics):
     first = metrics.snapshot()
     time.sleep(1.2)
@@ -154,6 +156,7 @@ def test_two_snapshots_a_second_apart_are_two_samples_of_the_machine(metrics):
     assert isinstance(second["host"]["cpu_percent"], float), "two samples give a CPU percentage"
 
 
+@pytest.mark.slow
 def test_task_count_and_states_count_the_workers_tasks(worker, metrics, demo_image):
     assert (metrics.sample()["task_count"], metrics.sample()["tasks"]) == (0, [])
 
@@ -172,6 +175,7 @@ def test_task_count_and_states_count_the_workers_tasks(worker, metrics, demo_ima
     assert [e["id"] for e in snap["tasks"]] == [str(running.id)]
 
 
+@pytest.mark.slow
 def test_stop_ends_the_sampling_threads_while_containers_are_followed(worker, demo_image):
     run(worker, Task(image=demo_image))
     before = set(threading.enumerate())

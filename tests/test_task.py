@@ -1,11 +1,13 @@
 """cube/task.py: the Task record, its checks, and the container Config made from it."""
 
 import uuid
+from dataclasses import fields
 from datetime import UTC, datetime
 
 import pytest
 
-from cube import LABEL_TASK, LABEL_WORKER, Config, State, Task
+from cube import LABEL_TASK, LABEL_WORKER, Config, State, Task, TaskError
+from cube.task import RULES
 
 
 def test_a_new_task_has_a_fresh_uuid4_is_pending_and_has_no_times():
@@ -131,3 +133,25 @@ def test_dockers_own_spellings_of_restart_policies_are_accepted(policy):
 def test_the_smallest_limits_docker_takes_are_accepted():
     t = Task(name="ab", image="img", memory=6 * 2**20, cpu=0.01)
     assert (t.name, t.memory, t.cpu) == ("ab", 6 * 2**20, 0.01)
+
+
+@pytest.mark.parametrize(
+    ("build", "field"),
+    [
+        (lambda: Task(image="img", memory=-1), "memory"),
+        (lambda: Task(image="img", port_bindings={"80/tcp": "70000"}), "port_bindings"),
+        (lambda: Task.from_dict({"image": "img", "state": "RUNNIG"}), "state"),
+        (lambda: Task.from_dict({"image": "img", "priority": 1}), "priority"),
+    ],
+)
+def test_a_refused_value_raises_a_task_error_whose_field_names_it(build, field):
+    with pytest.raises(TaskError) as refused:
+        build()
+    assert refused.value.field == field and isinstance(refused.value, ValueError)
+    assert str(refused.value).startswith(f"{field}: ")
+
+
+def test_every_rule_checks_a_field_of_task_and_each_field_has_a_rule():
+    names = {f.name for f in fields(Task)}
+    assert {field for field, _, _ in RULES} <= names
+    assert names - {field for field, _, _ in RULES} == {"container_id", "host_ports", "reason"}  # free text

@@ -17,9 +17,12 @@ engine2 = pytest.fixture(second_engine)
 
 # Where a second engine cannot exist at all (Docker Desktop, no root). Root on Linux without
 # dockerd or ip is not skipped: it fails, saying what to install.
-pytestmark = pytest.mark.skipif(
-    sys.platform != "linux" or os.geteuid() != 0, reason="a second dockerd needs Linux and root"
-)
+pytestmark = [
+    pytest.mark.second_engine,
+    pytest.mark.skipif(
+        sys.platform != "linux" or os.geteuid() != 0, reason="a second dockerd needs Linux and root"
+    ),
+]
 
 
 def states(worker: Worker) -> dict:

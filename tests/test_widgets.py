@@ -9,7 +9,8 @@ import httpx
 import pytest
 
 from cube import DEMO_IMAGE, LABEL_TASK, LABEL_WORKER, State, Task
-from cube.widgets import ControlPanel, TransitionExplorer
+from cube.explorer import TransitionExplorer
+from cube.widgets import ControlPanel
 
 
 @pytest.fixture
@@ -58,7 +59,7 @@ def test_a_bad_name_is_a_message_and_nothing_is_queued(panel):
     panel.task_name.value = "my web server"
     panel.enqueue_button.click()
     assert panel.last_message.startswith("Not enqueued: name:")
-    assert panel.worker.queue == []
+    assert panel.worker.queue == ()
     assert panel.task_name.value == "my web server", "the input is kept so it can be corrected"
 
 
@@ -100,6 +101,7 @@ def test_the_table_follows_changes_made_outside_the_panel(panel):
     assert panel.running.value == task.id
 
 
+@pytest.mark.slow
 def test_the_demo_image_is_built_in_the_background_while_buttons_answer(worker, client):
     for c in client.containers.list(all=True, filters={"ancestor": DEMO_IMAGE}):
         pytest.fail(f"container {c.name} still uses the demo image; cannot test its build")
@@ -151,6 +153,7 @@ def test_the_panel_drives_a_started_worker_and_redraws_when_told(panel, client):
     assert panel.running.options == ()
 
 
+@pytest.mark.slow
 def test_the_table_shows_each_running_tasks_cpu_and_memory(panel):
     panel.worker.add_task(
         Task(image=DEMO_IMAGE, state=State.SCHEDULED, cmd=["sh", "-c", "while :; do :; done"])
@@ -171,7 +174,7 @@ def test_a_second_stop_click_before_the_first_is_done_is_refused_by_the_panel(pa
     assert panel.last_message.startswith("Stop of ") and "already asked for" in panel.last_message
     panel.wait()
     assert only_task(panel).state is State.COMPLETED
-    assert panel.worker.queue == [], "one stop request, not two"
+    assert panel.worker.queue == (), "one stop request, not two"
 
 
 def test_closing_a_panel_twice_is_harmless(worker, demo_image):

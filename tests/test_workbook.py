@@ -85,6 +85,7 @@ def test_a_broken_workbook_falls_back_to_the_reference_and_says_why(book):
     assert fn is cube.book.contains and "could not be read (SyntaxError" in whose
 
 
+@pytest.mark.slow  # the spec's chapter rows
 def test_the_learners_worker_built_from_the_workbook_passes_the_chapters_rows(book, demo_image):
     for ex in (nb01.q2, nb01.q3, nb03.q1, nb03.q2, nb03.q4, nb03.q5):
         solved(ex)

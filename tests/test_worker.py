@@ -95,7 +95,7 @@ def test_no_task_is_lost_with_one_thread_adding_while_another_runs(offline):
     for t in threads:
         t.join()
     assert seen == names
-    assert offline.queue == []
+    assert offline.queue == ()
     assert offline.task_count == n
 
 
@@ -122,7 +122,7 @@ def test_add_task_refuses_an_invalid_task_and_queues_nothing(offline):
     t.memory = -1  # a dataclass does not check on assignment; add_task does
     with pytest.raises(ValueError, match="memory"):
         offline.add_task(t)
-    assert offline.queue == []
+    assert offline.queue == ()
     assert offline.task_count == 0
 
 
@@ -217,6 +217,8 @@ def test_a_task_gets_its_limits_restart_policy_and_host_port(worker, client, dem
     assert host["RestartPolicy"]["Name"] == "unless-stopped"
     assert host["PortBindings"]["80/tcp"][0]["HostPort"] == str(port)
     assert running.host_ports["80/tcp"] == port
+    published = client.api.inspect_container(running.container_id)["NetworkSettings"]["Ports"]["80/tcp"]
+    assert {b["HostPort"] for b in published} == {str(port)}, "published there only, not again elsewhere"
     assert page(port).startswith("Hello from ")
 
 
@@ -284,7 +286,7 @@ def test_running_tasks_observed_again_change_nothing(worker, demo_image):
     for t in tasks:
         worker.add_task(t)
         assert worker.run_task().error is None
-    before = worker.db
+    before = dict(worker.db)  # a copy: worker.db is a live view
     assert worker.update_tasks() == []
     assert worker.update_tasks() == []
     assert worker.db == before
@@ -301,9 +303,10 @@ def test_a_task_with_an_operation_under_way_is_not_started_again_by_another_call
 def test_a_dict_given_to_add_task_is_a_value_error_saying_what_to_pass(offline):
     with pytest.raises(ValueError, match=r"^task: add_task takes a cube.Task, got a dict.*Task.from_dict"):
         offline.add_task({"image": "img", "state": "SCHEDULED"})
-    assert offline.queue == []
+    assert offline.queue == ()
 
 
+@pytest.mark.slow
 def test_the_engine_takes_the_smallest_limits_and_a_counted_restart_policy(worker, client, demo_image):
     t = Task(image=demo_image, state=State.SCHEDULED, memory=6 * MiB, cpu=0.01, restart_policy="on-failure:3")
     worker.add_task(t)
@@ -320,3 +323,26 @@ def test_the_queued_request_shares_nothing_with_the_callers_task(offline):
     t.port_bindings["80/tcp"] = "9090"
     (queued,) = offline.queue
     assert (queued.exposed_ports, queued.port_bindings) == ({"80/tcp"}, {"80/tcp": "8080"})
+
+
+def test_db_and_queue_refuse_writes_saying_to_use_add_task(offline):
+    t = Task(name="web", image="img", state=State.SCHEDULED)
+    with pytest.raises(TypeError, match=r"worker.db is read-only.*worker.add_task\(task\)"):
+        offline.db[t.id] = t  # as Go's w.Db[t.ID] = &t
+    with pytest.raises(TypeError, match="add_task"):
+        del offline.db[t.id]
+    with pytest.raises(TypeError, match=r"worker.queue is a copy .*worker.add_task\(task\)"):
+        offline.queue.append(t)
+    with pytest.raises(TypeError, match="add_task"):
+        offline.queue += (t,)
+    assert (offline.queue, len(offline.db), offline.task_count) == ((), 0, 0), "nothing was queued or stored"
+
+
+def test_db_is_a_live_view_that_reads_the_task_asked_for(offline):
+    db, t = offline.db, Task(name="web", image="img", state=State.RUNNING)
+    assert t.id not in db and db.get(t.id) is None
+    with pytest.raises(KeyError):
+        db[t.id]
+    offline.store.save(t)  # recorded after the view was taken
+    assert db[t.id] == t and list(db) == [t.id] and len(db) == 1 and db == {t.id: t}
+    assert db[t.id] is not db[t.id], "each lookup reads the record afresh: changing it changes nothing"

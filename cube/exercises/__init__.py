@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import FunctionType
 
-from cube.spec import Bench, Fault
+from cube.judge import Bench, Fault
 
 ENGINE_CHECK_SECONDS = 5.0  # the most an engine exercise's check takes, the learner's code included
 

@@ -9,7 +9,7 @@ import cube
 import cube.book
 from cube.exercises import Exercise, Wrong, ____, pair
 from cube.image import DEMO_IMAGE
-from cube.spec import call
+from cube.judge import call
 from cube.state import State
 from cube.task import Task
 

@@ -3,10 +3,8 @@
 import re
 import uuid
 
-import docker
-
 import cube
-from cube.docker import Docker, DockerResult, connect
+from cube.docker import GONE, Docker, DockerResult
 from cube.exercises import Exercise, practice_name, remove_containers
 from cube.image import DEMO_IMAGE
 from cube.state import State
@@ -66,18 +64,17 @@ def _judge_limited(answer) -> str | None:
         return f"that run failed: {answer.error}"
     if answer.action != "start" or not answer.container_id:
         return "pass the result of run(), with the id of the container it started"
-    try:
-        container = connect().containers.get(answer.container_id)
-    except docker.errors.NotFound:
+    seen = Docker().inspect(answer.container_id)
+    if seen.status == GONE:
         return (
             f"the engine has no container {answer.container_id[:12]}: did you stop it already? Run it again"
         )
-    if LABEL_WORKER not in container.labels:
+    if LABEL_WORKER not in seen.labels:
         return (
             f"the container has no {LABEL_WORKER} label, so the clean-up cell would not find it: make the "
             "Config with Config.from_task(task, worker=WORKER)"
         )
-    memory = container.attrs["HostConfig"]["Memory"]
+    memory = seen.memory
     if memory != LIMIT:
         if memory == 0:
             return "the container has no memory limit: give the Task memory=64 * 2**20"

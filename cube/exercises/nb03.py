@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from cube.book import Skeleton
 from cube.docker import GONE, Docker
 from cube.exercises import Exercise, Wrong, workbook
-from cube.spec import MISSING_IMAGE, Bench, Fault, call, error_of
+from cube.judge import MISSING_IMAGE, Bench, Fault, call, error_of
 from cube.state import State
 from cube.task import Config, Task
 

@@ -10,7 +10,7 @@ import cube.web
 from cube.docker import GONE, Docker
 from cube.exercises import Exercise, Wrong, nb03, pair, practice_name, remove_containers
 from cube.image import DEMO_IMAGE
-from cube.spec import Bench, call, error_of
+from cube.judge import Bench, call, error_of
 from cube.state import State, Transition
 from cube.task import LABEL_WORKER, Task
 from cube.worker import Worker

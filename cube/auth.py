@@ -1,0 +1,102 @@
+"""Who may call a worker's API: its token, and where it may listen without one.
+
+Whoever can call the API can run any image, with any host port, on this machine's Docker engine:
+as much as root. dockerd warns the same of its own TCP socket without TLS; the kubelet checks who
+calls its API. So a worker's API may demand a token (RequireToken): every request but the docs
+(/docs, /openapi.json and their files) must carry `Authorization: Bearer TOKEN`, and any other gets
+401 before anything else is read, so it changes nothing. A worker that listens beyond loopback must
+have one (listen_check).
+"""
+
+import hmac
+import ipaddress
+import logging
+
+from fastapi.responses import JSONResponse
+
+log = logging.getLogger("cube.api")  # a refusal is the API's to log, beside its requests
+
+MAX_HEADERS = 256 * 1024  # bytes of request line and headers uvicorn reads (its default is 16 KiB)
+OPEN_PATHS = ("/docs", "/docs/oauth2-redirect", "/openapi.json")  # the docs need no token
+OPEN_PREFIX = "/static-offline-docs/"  # the docs' scripts and styles (fastapi-offline)
+
+
+class RequireToken:
+    """Let in only requests that carry `Authorization: Bearer <token>`, but for the docs.
+
+    The comparison takes the same time wherever the two first differ (hmac.compare_digest), so the
+    answer's timing tells nothing of the token. A refusal is logged without what was sent.
+    """
+
+    def __init__(self, app, token: str) -> None:
+        self.app = app
+        self.token = token.encode()
+        logging.getLogger("uvicorn.access").addFilter(_WITHOUT_QUERY)  # a client may put it there
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or scope["path"] in OPEN_PATHS or scope["path"].startswith(OPEN_PREFIX):
+            return await self.app(scope, receive, send)
+        why = self._refusal([v for k, v in scope["headers"] if k == b"authorization"])
+        if why is None:
+            return await self.app(scope, receive, send)
+        client = scope.get("client") or ("?", 0)
+        log.warning("refused %s %s from %s: %s", scope["method"], scope["path"], client[0], why)
+        body = JSONResponse({"error": why, "where": "header.authorization"}).body
+        challenge = b'Bearer realm="cube"' + (b', error="invalid_token"' if "not this" in why else b"")
+        headers = [(b"content-type", b"application/json"), (b"www-authenticate", challenge)]
+        await send({"type": "http.response.start", "status": 401, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    def _refusal(self, values: list[bytes]) -> str | None:
+        """Why the request may not in, or None if it carries the token."""
+        if not values:
+            return (
+                "this worker's API needs its token: send the header Authorization: Bearer <token> "
+                "(the one the worker was started with, --token or CUBE_TOKEN; a token in the URL is not read)"
+            )
+        if len(values) > 1:
+            return "send one Authorization header, not several"
+        scheme, _, given = values[0].partition(b" ")
+        if scheme.lower() != b"bearer" or not given.strip():
+            kind = scheme.decode("latin-1")[:20] or "an empty header"
+            return f"the Authorization header must be 'Bearer <token>', not {kind}"
+        if not hmac.compare_digest(given.strip(), self.token):
+            return "that token is not this worker's: send the one it was started with"
+        return None
+
+
+class WithoutQuery(logging.Filter):
+    """Leave the query string out of uvicorn's request log: a client may put a token there."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and len(record.args) == 5:  # client, method, path, http, status
+            client, method, path, version, status = record.args
+            record.args = (client, method, str(path).split("?", 1)[0], version, status)
+        return True
+
+
+_WITHOUT_QUERY = WithoutQuery()
+
+
+def is_loopback(host: str) -> bool:
+    """True if `host` is reachable from this machine only: localhost, 127.0.0.0/8 or ::1."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a name, which may mean any address: treat it as one others can reach
+
+
+def listen_check(host: str, token: str | None) -> None:
+    """Refuse to serve beyond loopback without a token.
+
+    Raises:
+        ValueError: host is not loopback and there is no token; the message says why and what to do.
+    """
+    if token is None and not is_loopback(host):
+        raise ValueError(
+            f"refusing to listen on {host} without a token: anyone who reaches it could run any container "
+            "on this machine's Docker engine, as root. Pass --token TOKEN (or --token auto to make one), "
+            "or listen on 127.0.0.1 only (--host 127.0.0.1)"
+        )

@@ -1,0 +1,53 @@
+"""What the worker's update_tasks() does: compare what the engine says of its containers now with
+what its db says, and record each difference.
+
+As the kubelet's PLEG relists its runtime every second (pkg/kubelet/pleg/generic.go): one list of the
+worker's containers, a closer look (inspect) only at those that changed, one recorded transition for
+each difference, by cube.observe's rules. Then the containers no task needs (a finished task's, or
+one beside the container a task runs in) are removed: the engine is the truth, the db what we know.
+"""
+
+import logging
+import uuid
+from datetime import UTC, datetime
+
+from cube.docker import Docker, EngineError, Observed
+from cube.observe import observed, unneeded
+from cube.state import State, Transition
+from cube.store import Store
+from cube.task import LABEL_TASK, LABEL_WORKER
+
+log = logging.getLogger(__name__)
+
+
+def relist(store: Store, d: Docker, worker: str) -> list[Transition] | None:
+    """Observe the RUNNING tasks of `worker`, record what changed, and remove the containers no task
+    needs. Returns the transitions recorded; None if the engine did not answer the list."""
+    changes = []
+    try:
+        listed = {seen.container_id: seen for seen in d.containers({LABEL_WORKER: worker})}
+        for task in (t for t in store.tasks() if t.state is State.RUNNING):
+            seen = listed.get(task.container_id, Observed(task.container_id))
+            if seen.status != "running" or task.restart_policy:  # for the exit code, the restart count
+                seen = d.inspect(task.container_id)
+            new = observed(task, seen)
+            change = new and Transition(datetime.now(UTC), task.id, task.state, new.state, new.reason)
+            if change and store.swap(task, new, change):  # unless someone changed the task since
+                log.info("task %s: %s", task.name or task.id, change)
+                changes.append(change)
+        for seen in listed.values():
+            if unneeded(store.task(_task_id(seen)), seen):
+                log.info("removing container %s: no task of %s needs it", seen.container_id[:12], worker)
+                d.remove(seen.container_id)
+    except EngineError as e:
+        log.warning("worker %s cannot observe its containers: %s", worker, e)
+        return None if e.step == "list" else changes  # the next round tries the rest again
+    return changes
+
+
+def _task_id(seen: Observed) -> uuid.UUID:
+    """The task a container is labelled for; a made-up id if its label is not a task id."""
+    try:
+        return uuid.UUID(seen.labels.get(LABEL_TASK, ""))
+    except ValueError:
+        return uuid.uuid4()
