@@ -3,13 +3,12 @@
 Every call to the engine, and every SDK error, is here. run() and stop() return a DockerResult whose
 error says what failed and what to do; other calls raise EngineError. Where cube differs, and why:
 - run() pulls the image only when it is missing (the book pulls on every run: slow, or impossible).
-- Containers get an init process: with the book's web server as PID 1, deaf to SIGTERM, every stop
-  waits Docker's full 10 s. run() succeeds once the container's command runs: under init, Docker says
-  "running" even for a command that cannot be executed (init exits 127 a moment later).
-- run(adopt=True) finishes an attempt cut short (a crash, an engine gone) instead of repeating it.
-- stop() touches only a container labelled for its task and worker; inspect() says "gone" (not nil).
-- No error escapes run() or stop(), not even a client that cannot be made (the book's NewDocker
-  drops that one); clients cube makes give up after ENGINE_TIMEOUT s, not docker-py's 60.
+- Containers get an init process (the book's web server as PID 1, deaf to SIGTERM, made every stop
+  wait 10 s). run() succeeds once the command runs: under init, "running" may mean it cannot (127).
+- run(adopt=True) finishes an attempt cut short (a crash) instead of repeating it. stop() touches only
+  a container labelled for its task and worker. inspect() says "gone" (the book's gives nil).
+- No error escapes run() or stop(), not even a client that cannot be made (NewDocker drops that);
+  clients cube makes give up after ENGINE_TIMEOUT s, not docker-py's 60.
 """
 
 import logging
@@ -83,17 +82,18 @@ class Docker:
             log.info("started container %s", container_id[:12], extra={"at": "after start"})
             seen = self._settle(container_id)
         except EngineError as e:
-            with suppress(EngineError):
-                if container_id:
+            if container_id:
+                with suppress(EngineError):
                     self.remove(container_id)  # leave nothing half-made behind
             return DockerResult(str(e), "start", container_id, unreachable=e.unreachable)
-        if seen.ended and seen.exit_code != 0:
-            output = self._last_line(container_id)
+        if seen.ended:  # what matters of it is in `seen`: a finished task keeps no container
+            output = self._last_line(container_id) if seen.exit_code != 0 else ""
             with suppress(EngineError):
-                self.remove(container_id)  # what matters of it is in `seen`
-            why = describe_exit(seen) + (f" ({output})" if output else "")
-            error = f"could not start {self._about()}: its container {why} right after it started"
-            return DockerResult(error, "start", container_id, observed=seen)
+                self.remove(container_id)
+            if seen.exit_code != 0:  # 0: it did its work at once
+                why = describe_exit(seen) + (f" ({output})" if output else "")
+                error = f"could not start {self._about()}: its container {why} right after it started"
+                return DockerResult(error, "start", container_id, observed=seen)
         return DockerResult(None, "start", container_id, "success", seen.host_ports, seen)
 
     def stop(self, container_id: str) -> DockerResult:

@@ -123,9 +123,8 @@ class Worker:
         is recorded first: after a crash, the next worker finishes this start (reconcile())."""
         if unrecovered := self._unrecovered():
             return unrecovered
-        planned, refused, resuming = self._intend(
-            task, "start"
-        )  # record the intent: SCHEDULED, its start time
+        # record the intent: SCHEDULED, with its start time
+        planned, refused, resuming = self._intend(task, "start")
         if refused:
             return refused
         result = self._docker(planned).run(adopt=resuming)  # NewConfig, NewDocker and Run, as the book

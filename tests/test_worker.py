@@ -10,7 +10,7 @@ import time
 
 import docker
 import pytest
-from helpers import page
+from helpers import mine, page
 
 from cube import LABEL_TASK, LABEL_WORKER, State, Task, Worker, valid_state_transition
 
@@ -346,3 +346,11 @@ def test_db_is_a_live_view_that_reads_the_task_asked_for(offline):
     offline.store.save(t)  # recorded after the view was taken
     assert db[t.id] == t and list(db) == [t.id] and len(db) == 1 and db == {t.id: t}
     assert db[t.id] is not db[t.id], "each lookup reads the record afresh: changing it changes nothing"
+
+
+def test_a_task_that_finishes_at_once_keeps_no_container(worker, client, demo_image):
+    t = Task(image=demo_image, state=State.SCHEDULED, cmd=["true"])
+    worker.add_task(t)
+    worker.run_task()
+    assert (worker.db[t.id].state, worker.db[t.id].exit_code) == (State.COMPLETED, 0)
+    assert mine(client, task=str(t.id)) == [], "a finished task keeps no container"

@@ -289,12 +289,15 @@ RECONCILE_CHOICES = {
 
 def _judge_reconcile(answer) -> str | None:
     letter = answer.strip().upper() if isinstance(answer, str) else answer
-    if letter == "C":
+    if letter == "D":
         return None
     return {
         "A": "a task never has two containers: run(adopt=True) looks for the task's containers first",
-        "B": "only a running container is adopted; read Docker._adopt, shown above",
-        "D": "a start was under way, and reconcile() finishes it rather than give up on the task",
+        "B": "the container is no longer running: recording RUNNING would report a state nobody saw",
+        "C": (
+            "that container started and did its job (and failed at it): starting it again would carry the "
+            "request out twice. A container that never started may be replaced; one that ran may not"
+        ),
     }.get(letter, f"answer one letter of {', '.join(RECONCILE_CHOICES)}")
 
 
@@ -304,8 +307,79 @@ q5 = Exercise(
     "opened the file. What does the survivor do with the task? Answer a letter: "
     + "; ".join(f"{k}: {v}" for k, v in RECONCILE_CHOICES.items()),
     judge=_judge_reconcile,
-    hint_text="reconcile() calls _start(task, known=True), which calls run(adopt=True); read Docker._adopt",
-    solution_code="""answer = "C"  # _adopt() keeps a running container only; run() then makes a new one""",
-    praise="a running container is adopted; any other is removed and the start is done again.",
-    wrong=["A", "B", "D", "adopt"],
+    hint_text="the container did start: its command ran, while no worker was alive. Would starting it "
+    "again carry the request out once, or twice?",
+    solution_code="""answer = "D"  # it ran once: adopted with its exit code, never run again""",
+    praise="a request is carried out at most once: a container that started is adopted with what it did "
+    "(COMPLETED for exit code 0, FAILED with the code otherwise); only one that never started is replaced.",
+    wrong=["A", "B", "C", "adopt"],
+)
+
+
+# --- 5.6 -------------------------------------------------------------------------------------------
+
+CRASHES = ("before create", "after create", "after start", "after the record")
+DRIFTS = ("exit 0", "exit 3", "kill", "rm", "restart", "pause")
+# What the worker records: after a crash at each point of a job's start (the job, sh -c "sleep 1;
+# exit 3", has ended by the time the next worker reconciles), and after each drift.
+OUTCOMES = {
+    "before create": (State.RUNNING, "no container was made: the next worker starts the job, once"),
+    "after create": (State.RUNNING, "the container never started: it is replaced, and the job starts once"),
+    "after start": (
+        State.FAILED,
+        "the job ran while no worker watched: its container is adopted with its exit code",
+    ),
+    "after the record": (State.FAILED, "RUNNING was recorded; the next worker looks, and sees exit code 3"),
+    "exit 0": (State.COMPLETED, "exit code 0: the job did its work"),
+    "exit 3": (State.FAILED, "any exit code but 0 is a failure"),
+    "kill": (State.FAILED, "killed by SIGKILL: exit code 137, and nobody asked for it"),
+    "rm": (State.FAILED, "the container is gone, and with it all the engine knew"),
+    "restart": (State.RUNNING, "the container runs again (perhaps on another host port): still RUNNING"),
+    "pause": (State.RUNNING, "a paused container is still there, and will go on: RUNNING, paused"),
+}
+
+
+def _judge_predictions(answer) -> str | None:
+    if not isinstance(answer, dict):
+        return 'answer a dict from each case to a State: {"before create": State.RUNNING, ...}'
+    missing = [case for case in OUTCOMES if case not in answer]
+    if missing:
+        return f"predict every case; missing: {', '.join(missing)}"
+    for case, (state, _why) in OUTCOMES.items():
+        if not isinstance(answer[case], State):
+            return f"{case!r}: answer a State, such as State.RUNNING, not {answer[case]!r}"
+        if answer[case] is not state:
+            return f"{case!r}: not {answer[case]}. Think again: {_nudge(case)}"
+    return None
+
+
+def _nudge(case: str) -> str:
+    return {
+        "before create": "when it died, the worker had only written down what it meant to do",
+        "after create": "a container that was made but never started has run nothing",
+        "after start": "the job has run, and ended, while no worker was alive",
+        "after the record": "what was recorded is no longer true: the job has ended since",
+        "restart": "does a restarted container run?",
+        "pause": "is a paused container gone, or ended?",
+    }.get(case, "what exit code does the engine report, and what does cube record for it?")
+
+
+q6 = Exercise(
+    name="5.6",
+    question="Predict what the worker records in each case of the crash lab: after a crash at each point "
+    "of a job's start, and after each drift. Answer a dict from each case to a State.",
+    judge=_judge_predictions,
+    hint_text="for a crash: did the job run while no worker was alive? For a drift: is the container "
+    "still there and running, and if it ended, with which exit code?",
+    solution_code="answer = {case: state for case, (state, _) in OUTCOMES.items()}",
+    praise="each request carried out at most once, and each drift seen as it is. The table below runs "
+    "every case for real.",
+    wrong=[
+        {case: State.RUNNING for case in OUTCOMES},
+        {case: state for case, (state, _) in OUTCOMES.items()} | {"after start": State.RUNNING},
+        {case: state for case, (state, _) in OUTCOMES.items()} | {"pause": State.FAILED},
+        {"before create": State.RUNNING},
+        {case: state.name for case, (state, _) in OUTCOMES.items()},
+    ],
+    setup=lambda: {"State": State, "OUTCOMES": OUTCOMES},
 )
