@@ -371,7 +371,18 @@ q6 = Exercise(
     judge=_judge_predictions,
     hint_text="for a crash: did the job run while no worker was alive? For a drift: is the container "
     "still there and running, and if it ended, with which exit code?",
-    solution_code="answer = {case: state for case, (state, _) in OUTCOMES.items()}",
+    solution_code="""answer = {
+    "before create": State.RUNNING,  # nothing had run: the next worker starts the job, once
+    "after create": State.RUNNING,  # never started: replaced, and the job starts once
+    "after start": State.FAILED,  # it ran while no worker watched: adopted with its exit code, 3
+    "after the record": State.FAILED,  # RUNNING was recorded; the next look sees exit code 3
+    "exit 0": State.COMPLETED,
+    "exit 3": State.FAILED,
+    "kill": State.FAILED,  # 137
+    "rm": State.FAILED,  # gone, with all the engine knew
+    "restart": State.RUNNING,  # perhaps on another host port
+    "pause": State.RUNNING,  # paused, not gone
+}""",
     praise="each request carried out at most once, and each drift seen as it is. The table below runs "
     "every case for real.",
     wrong=[
@@ -381,5 +392,5 @@ q6 = Exercise(
         {"before create": State.RUNNING},
         {case: state.name for case, (state, _) in OUTCOMES.items()},
     ],
-    setup=lambda: {"State": State, "OUTCOMES": OUTCOMES},
+    setup=lambda: {"State": State},
 )
