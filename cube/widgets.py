@@ -1,10 +1,9 @@
 """A worker's control panel for the notebooks (ipywidgets 8).
 
 Slow work (building the demo image, starting and stopping containers) runs on one background
-thread, so the buttons answer at once and jobs run one at a time, in the order clicked. That
-thread never prints: it only sets widget values, which ipywidgets sends to the browser from any
-thread. Printing or `with output:` from a thread is what the ipywidgets and ipykernel 7 docs warn
-against, as the text lands in whatever cell happens to be running.
+thread, so the buttons answer at once and jobs run one at a time, in the order clicked. That thread
+never prints, only sets widget values, which ipywidgets sends from any thread: printing from a thread
+lands in whatever cell is running, as the ipywidgets and ipykernel 7 docs warn.
 
 The panel does not poll. A cube.Worker tells it of every change it records (subscribe), whoever
 caused it: a click, the worker's own loop, a container that exited. Any other worker with the
@@ -262,8 +261,9 @@ def _describe(action: str, result: str, container_id: str) -> str:
 
 
 def _kind(worker) -> str:
-    cls = type(worker)
-    return cls.__name__ if cls.__module__ in ("__main__", "my_worker") else f"{cls.__module__}.{cls.__name__}"
+    module, name = type(worker).__module__, type(worker).__name__
+    learners = module in ("__main__", "my_worker") or module.startswith("cube.exercises")
+    return name if learners else f"{module}.{name}"
 
 
 def _tasks_table(tasks: list[Task], queued: list[Task], usage: dict[str, tuple]) -> str:
