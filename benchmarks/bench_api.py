@@ -91,7 +91,7 @@ def main() -> int:
     print(check_engine(client))
     ensure_demo_image(client)
     names = [f"bench-api-{uuid.uuid4().hex[:6]}", f"bench-worker-{uuid.uuid4().hex[:6]}"]
-    token = secrets.token_urlsafe(24)  # as a worker beyond loopback must have: every request carries it
+    token = secrets.token_hex(24)  # as a worker beyond loopback must have: every request carries it
     server = subprocess.Popen(
         [sys.executable, "-m", "cube", "worker", "--port", "0", "--name", names[0], "--token", token],
         stdout=subprocess.PIPE,

@@ -58,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if report.ok else 1
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    token = secrets.token_urlsafe(24) if args.token == "auto" else args.token
+    # hex: a token never starts with "-", which a command line would take for an option
+    token = secrets.token_hex(24) if args.token == "auto" else args.token
     if token is not None and not token.strip():
         given = "--token" if "--token" in " ".join(argv or sys.argv) else "CUBE_TOKEN"
         print(f"cube worker: {given} is empty: give a token, or --token auto to make one", file=sys.stderr)

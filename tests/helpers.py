@@ -66,12 +66,12 @@ class CubeServer:
         """token: "random" (the default, so that every API test runs with a token), one given, or
         None for none (loopback only). `headers` carries it for a client."""
         self.name = name
-        self.token = secrets.token_urlsafe(16) if token == "random" else token
+        self.token = secrets.token_hex(16) if token == "random" else token
         self.headers = {"Authorization": f"Bearer {self.token}"} if self.token not in (None, "auto") else {}
         self.log = directory / f"{name}-{time.monotonic_ns()}.log"  # one per process
         args = [sys.executable, "-m", "cube", "worker", "--port", "0", "--name", name]
         args += ["--parallel", str(parallel)] + (["--db", str(directory / db)] if db else [])
-        args += ["--token", self.token] if self.token else []
+        args += [f"--token={self.token}"] if self.token else []  # "=": a token may start with "-"
         args += ["--host", host] if host else []
         with open(self.log, "w") as log:
             self.process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=log, text=True)

@@ -2,6 +2,7 @@
 real HTTP on 127.0.0.1, the real engine."""
 
 import os
+import re
 import subprocess
 import sys
 import uuid
@@ -153,7 +154,8 @@ def test_token_auto_makes_one_and_prints_it_once(tmp_path, client):
     with cube_server(tmp_path, name, db=None, token="auto") as s:
         (line,) = [x for x in s.lines if x.startswith("token: ")]
         token = line.split()[1]
-        assert len(token) >= 24 and line.endswith(f"(send it as the header Authorization: Bearer {token})")
+        assert line.endswith(f"(send it as the header Authorization: Bearer {token})")
+        assert re.fullmatch(r"[0-9a-f]{48}", token), "hex: never a leading '-' that a command line would misread"
         assert httpx.get(f"{s.url}/tasks", timeout=5).status_code == 401
         assert (
             httpx.get(f"{s.url}/tasks", headers={"Authorization": f"Bearer {token}"}, timeout=5).json() == []
