@@ -155,7 +155,7 @@ def test_token_auto_makes_one_and_prints_it_once(tmp_path, client):
         (line,) = [x for x in s.lines if x.startswith("token: ")]
         token = line.split()[1]
         assert line.endswith(f"(send it as the header Authorization: Bearer {token})")
-        assert re.fullmatch(r"[0-9a-f]{48}", token), "hex: never a leading '-' that a command line would misread"
+        assert re.fullmatch(r"[0-9a-f]{48}", token), "hex: never a leading '-', taken for an option"
         assert httpx.get(f"{s.url}/tasks", timeout=5).status_code == 401
         assert (
             httpx.get(f"{s.url}/tasks", headers={"Authorization": f"Bearer {token}"}, timeout=5).json() == []
