@@ -103,9 +103,9 @@ def test_the_table_follows_changes_made_outside_the_panel(panel):
 
 @pytest.mark.slow
 def test_the_demo_image_is_built_in_the_background_while_buttons_answer(worker, client):
-    for c in client.containers.list(all=True, filters={"ancestor": DEMO_IMAGE}):
-        pytest.fail(f"container {c.name} still uses the demo image; cannot test its build")
-    client.images.remove(DEMO_IMAGE)
+    # Untag it: a container of the image (a learner's, one left by an interrupted run) keeps its copy.
+    client.images.remove(DEMO_IMAGE, force=True)
+    assert not client.images.list(name=DEMO_IMAGE)
     panel = ControlPanel(worker)
     try:
         panel.enqueue_button.click()  # answered at once, while the build runs
