@@ -2,7 +2,7 @@
 #   make lab    set everything up, then open the notebooks in JupyterLab
 #   make test   set everything up, then run the whole test suite
 # and, while editing: make quick   ruff and the tests without a browser, nbval, a second engine
-# or SIGKILL rounds (under a minute)
+# or SIGKILL rounds, on two processes (pytest-xdist; under a minute)
 # Each step is safe to repeat; a step that is already done costs a second or two.
 
 PYTHON ?= python3
@@ -30,7 +30,7 @@ test: setup browser
 quick: setup
 	$(BIN)/ruff check cube tests benchmarks conftest.py
 	$(BIN)/ruff format --check cube tests benchmarks conftest.py
-	$(BIN)/pytest tests -m "not browser and not second_engine and not sigkill and not slow" -q
+	$(BIN)/pytest tests -m "not browser and not second_engine and not sigkill and not slow" -q -n 2
 
 setup: $(VENV)/.installed $(LAB_SETTINGS) engine image
 

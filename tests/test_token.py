@@ -9,7 +9,7 @@ import uuid
 
 import httpx
 import pytest
-from helpers import cube_server, mine, remove_containers
+from helpers import cube_server, eventually, mine, remove_containers
 
 from cube import DEMO_IMAGE, Worker
 from cube.api import Server
@@ -128,11 +128,8 @@ def test_with_the_token_a_task_starts_serves_and_stops(guarded, client):
         r = api.post("/tasks", json={"state": "SCHEDULED", "task": WEB})
         assert r.status_code == 201, r.text
         task_id = r.json()["id"]
-        for _ in range(200):
-            task = api.get(f"/tasks/{task_id}").json()
-            if task["state"] == "RUNNING":
-                break
-        assert task["state"] == "RUNNING", task
+        running = eventually(lambda: api.get(f"/tasks/{task_id}").json()["state"] == "RUNNING")
+        assert running, api.get(f"/tasks/{task_id}").json()
         assert api.get("/stats").status_code == 200
         assert api.delete(f"/tasks/{task_id}").status_code == 204
 
@@ -152,7 +149,8 @@ def test_the_docs_load_without_it_and_declare_the_scheme(guarded):
 def test_token_auto_makes_one_and_prints_it_once(tmp_path, client):
     name = f"test-tok-{uuid.uuid4().hex[:8]}"
     with cube_server(tmp_path, name, db=None, token="auto") as s:
-        (line,) = [x for x in s.lines if x.startswith("token: ")]
+        # printed right after the URL: the reader thread may not have it yet
+        (line,) = eventually(lambda: [x for x in s.lines if x.startswith("token: ")], seconds=5)
         token = line.split()[1]
         assert line.endswith(f"(send it as the header Authorization: Bearer {token})")
         assert re.fullmatch(r"[0-9a-f]{48}", token), "hex: never a leading '-', taken for an option"
