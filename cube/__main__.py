@@ -46,7 +46,6 @@ def main(argv: list[str] | None = None) -> int:
     w.add_argument("--parallel", type=int, default=1, help="requests handled at once (default 1)")
     w.add_argument(
         "--token",
-        default=os.environ.get("CUBE_TOKEN"),
         help="every request must carry 'Authorization: Bearer TOKEN'; 'auto' makes one and prints it "
         "(default: $CUBE_TOKEN; none, on loopback only)",
     )
@@ -58,10 +57,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if report.ok else 1
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    # hex: a token never starts with "-", which a command line would take for an option
-    token = secrets.token_hex(24) if args.token == "auto" else args.token
+    given = "--token" if args.token is not None else "CUBE_TOKEN"
+    token = args.token if args.token is not None else os.getenv("CUBE_TOKEN")
+    made = token == "auto"
+    if made:  # hex: a token never starts with "-", which a command line would take for an option
+        token = secrets.token_hex(24)
     if token is not None and not token.strip():
-        given = "--token" if "--token" in " ".join(argv or sys.argv) else "CUBE_TOKEN"
         print(f"cube worker: {given} is empty: give a token, or --token auto to make one", file=sys.stderr)
         return 2
     try:
@@ -82,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     host, port = listener.getsockname()[:2]
     print(f"cube worker {worker.name} listening on http://{host}:{port} (API docs: /docs)", flush=True)
-    if args.token == "auto":  # printed once, here: the worker keeps it nowhere else
+    if made:  # printed once, here: the worker keeps it nowhere else
         print(f"token: {token} (send it as the header Authorization: Bearer {token})", flush=True)
     app = create_app(worker, token=token)
     config = uvicorn.Config(
