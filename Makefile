@@ -3,6 +3,9 @@
 #   make test   set everything up, then run the whole test suite
 # and, while editing: make quick   ruff and the tests without a browser, nbval, a second engine
 # or SIGKILL rounds, on two processes (pytest-xdist; under a minute)
+# Both run on several processes (pytest-xdist): --dist loadgroup keeps what may not run side by side
+# in one group, in order (a notebook's cells; the second engine's tests: conftest.py), and the tests
+# marked `alone` (they change or judge what every test shares) run after the rest, by themselves.
 # Each step is safe to repeat; a step that is already done costs a second or two.
 
 PYTHON ?= python3
@@ -13,6 +16,7 @@ ROOT_FLAG := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
 # JUPYTER_TOKEN you set, else makes one and prints the link.
 JUPYTER_PORT ?= 8888
 TOKEN_FLAG := $(if $(JUPYTER_TOKEN),--IdentityProvider.token=$(JUPYTER_TOKEN))
+QUICK := not browser and not second_engine and not sigkill and not slow
 LAB_SETTINGS := $(VENV)/share/jupyter/lab/settings/overrides.json
 
 .PHONY: lab test quick setup engine image browser notebooks bench lint clean
@@ -25,12 +29,14 @@ lab: setup
 test: setup browser
 	$(BIN)/ruff check cube tests benchmarks conftest.py
 	$(BIN)/ruff format --check cube tests benchmarks conftest.py
-	$(BIN)/pytest
+	$(BIN)/pytest -n 3 --dist loadgroup -m "not alone"
+	$(BIN)/pytest -m alone
 
 quick: setup
 	$(BIN)/ruff check cube tests benchmarks conftest.py
 	$(BIN)/ruff format --check cube tests benchmarks conftest.py
-	$(BIN)/pytest tests -m "not browser and not second_engine and not sigkill and not slow" -q -n 2
+	$(BIN)/pytest tests -m "$(QUICK) and not alone" -q -n 2 --dist loadgroup
+	$(BIN)/pytest tests -m "$(QUICK) and alone" -q
 
 setup: $(VENV)/.installed $(LAB_SETTINGS) engine image
 

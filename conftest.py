@@ -36,6 +36,26 @@ def _a_helper_process(session: pytest.Session) -> bool:
     return hasattr(session.config, "workerinput")  # pytest-xdist's, running part of the run
 
 
+def _group(item: pytest.Item) -> str | None:
+    """The xdist group of a test that must not run beside some others (`make test` runs on several
+    processes, --dist loadgroup): a notebook's cells, in order, with its filled-in run (03 and 04
+    together: 04 runs the worker 03 saved); the tests that start the second engine; the browser
+    tests, one JupyterLab and Chromium at a time."""
+    path, filled_in = item.path.name, "test_every_notebook_runs_with_every_solution_filled_in"
+    if path.endswith(".ipynb") or getattr(item, "originalname", "") == filled_in:
+        number = path[:2] if path.endswith(".ipynb") else item.callspec.id[:2]
+        return "notebook-03-04" if number in ("03", "04") else f"notebook-{number}"
+    for marker in ("second_engine", "browser"):
+        if item.get_closest_marker(marker):
+            return marker
+    return None
+
+
+def pytest_itemcollected(item: pytest.Item) -> None:  # before pytest-xdist reads the groups
+    if group := _group(item):
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
 def pytest_sessionstart(session: pytest.Session) -> None:
     if not _a_helper_process(session):
         session.config.stash[_BEFORE] = {c.id for c in _cube_containers()}

@@ -3,6 +3,8 @@ import uuid
 import docker
 import pytest
 
+import cube.exercises
+import cube.judge
 from cube import DEMO_IMAGE, LABEL_WORKER, Worker, ensure_demo_image
 
 
@@ -31,3 +33,19 @@ def worker(client):
 def task_name() -> str:
     """A container name no other test uses."""
     return f"t-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def benches(monkeypatch) -> list[cube.judge.Bench]:
+    """Every Bench the spec's rows and the exercises' checks make during the test: what they leave is
+    theirs (helpers.left_by), not that of a notebook checking beside this test."""
+    made = []
+
+    class Recorded(cube.judge.Bench):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    for module in (cube.judge, cube.exercises):
+        monkeypatch.setattr(module, "Bench", Recorded)
+    return made

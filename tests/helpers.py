@@ -151,3 +151,11 @@ def run_cell(code: str, namespace: dict) -> dict:
     namespace.setdefault("__name__", "__main__")
     exec(compile(code, filename, "exec"), namespace)  # noqa: S102 - the test's own code
     return namespace
+
+
+def left_by(client: docker.DockerClient, benches: list) -> list[str]:
+    """The names of the containers still labelled for a task or a worker of `benches`."""
+    tasks = {str(i) for b in benches for i in b.task_ids}
+    workers = {w for b in benches for w in b.workers}
+    found = client.containers.list(all=True, filters={"label": LABEL_TASK}, ignore_removed=True)
+    return [c.name for c in found if c.labels[LABEL_TASK] in tasks or c.labels.get(LABEL_WORKER) in workers]

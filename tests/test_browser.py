@@ -1,10 +1,11 @@
 """The control panel in a real JupyterLab, in a real (headless) Chromium, on the real engine.
 
 The test serves a copy of notebook 04 (so the browser's autosave never touches the repository),
-runs all its cells, and on the panel of the learner's worker clicks Enqueue and Run next, follows
-the port link to the web server, clicks Stop, and checks with the engine that the container is
-gone. Another notebook of two cells puts a panel on cube.book.Worker and one on cube.Worker, and
-the test clicks Run next and Stop on each.
+its workers named br04-... instead of nb04-... (so that it never touches the containers of a run of
+the notebook beside it, nor they its own), runs all its cells, and on the panel of the learner's
+worker clicks Enqueue and Run next, follows the port link to the web server, clicks Stop, and checks
+with the engine that the container is gone. Another notebook of two cells puts a panel on
+cube.book.Worker and one on cube.Worker, and the test clicks Run next and Stop on each.
 
 A second test opens a worker API's /docs page (Swagger UI), starts a task from it with "Try it
 out" and "Execute", and checks with the worker that the task runs.
@@ -33,7 +34,8 @@ pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = "04-putting-it-together.ipynb"
-PANEL_WORKER = "nb04-panel"
+PREFIX = "br04-"  # the copy's, for "nb04-"
+PANEL_WORKER = f"{PREFIX}panel"
 SCREENSHOT = ROOT / "docs" / "control-panel.png"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMIUM_ARGS = [
@@ -56,8 +58,8 @@ def free_port() -> int:
 PANELS = "panels.ipynb"
 PANELS_CODE = [
     "import cube, cube.book\nfrom cube.widgets import ControlPanel\n"
-    "book_panel = ControlPanel(cube.book.Worker('nb04-book-panel'))\nbook_panel",
-    "cube_panel = ControlPanel(cube.Worker('nb04-cube-panel'))\ncube_panel",
+    "book_panel = ControlPanel(cube.book.Worker('br04-book-panel'))\nbook_panel",
+    "cube_panel = ControlPanel(cube.Worker('br04-cube-panel'))\ncube_panel",
 ]
 
 
@@ -68,11 +70,13 @@ def _cell(source: str) -> dict:
 
 @pytest.fixture
 def lab(tmp_path):
-    """A JupyterLab serving a copy of notebook 04, outputs cleared; yields its URL, then stops it."""
+    """A JupyterLab serving a copy of notebook 04, outputs cleared, its names br04-; yields its URL,
+    then stops it."""
     notebook = json.loads((ROOT / "notebooks" / NOTEBOOK).read_text())
     for cell in notebook["cells"]:
         if cell["cell_type"] == "code":
             cell["outputs"], cell["execution_count"] = [], None
+            cell["source"] = "".join(cell["source"]).replace("nb04-", PREFIX)
     notebook["metadata"].pop("widgets", None)
     (tmp_path / NOTEBOOK).write_text(json.dumps(notebook))
     panels = {"cells": [_cell(PANELS_CODE[0]), _cell(PANELS_CODE[1])], "metadata": notebook["metadata"]}
@@ -117,8 +121,9 @@ def lab(tmp_path):
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(30)
         client = docker.from_env()
-        for c in client.containers.list(all=True, filters={"label": LABEL_WORKER}):
-            if c.labels[LABEL_WORKER].startswith("nb04-"):
+        # ignore_removed: the containers of tests running beside this one come and go meanwhile
+        for c in client.containers.list(all=True, filters={"label": LABEL_WORKER}, ignore_removed=True):
+            if c.labels[LABEL_WORKER].startswith(PREFIX):
                 c.remove(force=True)
 
 
@@ -187,7 +192,7 @@ def test_control_panel_starts_serves_and_stops_a_container(lab, page):
         docker.from_env().containers.get(container_id)
 
 
-@pytest.mark.parametrize("worker", ["nb04-book-panel", "nb04-cube-panel"])
+@pytest.mark.parametrize("worker", ["br04-book-panel", "br04-cube-panel"])
 def test_run_next_and_stop_on_the_books_worker_and_on_cubes(lab, page, worker, client):
     page.goto(lab.replace(NOTEBOOK, PANELS))
     expect(page.get_by_text("Python 3 (ipykernel) | Idle")).to_be_visible(timeout=60_000)

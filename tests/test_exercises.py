@@ -9,10 +9,9 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import run_cell
+from helpers import left_by, run_cell
 
 import cube.exercises
-from cube import LABEL_WORKER
 from cube.exercises import ENGINE_CHECK_SECONDS, Exercise, Wrong, ____, workbook
 
 MODULES = sorted(m.name for m in pkgutil.iter_modules(cube.exercises.__path__) if m.name.startswith("nb"))
@@ -81,7 +80,7 @@ def test_a_function_whose_body_is_still_the_blank_is_not_attempted_yet(ex):
 
 
 @pytest.mark.parametrize("ex", ALL, ids=lambda ex: ex.name)
-def test_each_wrong_answer_fails_with_a_message(ex, client):
+def test_each_wrong_answer_fails_with_a_message(ex, client, benches):
     assert ex.wrong, f"exercise {ex.name} lists no wrong answers to test its checker with"
     if ex.names[0] != "answer" and ex.names[0].islower():  # code the learner writes, as functions
         assert sum(isinstance(w, Wrong) for w in ex.wrong) >= 3, f"{ex.name}: three typical wrong programs"
@@ -95,8 +94,7 @@ def test_each_wrong_answer_fails_with_a_message(ex, client):
         assert verdict.status == "incorrect", f"{ex.name} accepted the wrong answer {answer!r}"
         assert len(verdict.message) > 20 and "Traceback" not in verdict.message
         assert time.monotonic() - began < ENGINE_CHECK_SECONDS + 1
-    left = client.containers.list(all=True, filters={"label": LABEL_WORKER}, ignore_removed=True)
-    assert not [c.name for c in left if c.labels[LABEL_WORKER].startswith("check-")]
+    assert left_by(client, benches) == []
 
 
 @pytest.mark.parametrize("ex", ALL, ids=lambda ex: ex.name)

@@ -4,6 +4,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.alone  # its inner runs judge every cube container on the engine
+
 ROOT_CONFTEST = Path(__file__).resolve().parents[1] / "conftest.py"
 
 

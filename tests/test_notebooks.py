@@ -26,8 +26,9 @@ def test_notebook_01_runs_top_to_bottom_without_a_docker_engine(monkeypatch, tmp
     ran = [c.outputs for c in notebook.cells if c.cell_type == "code"]
     errors = [o for outputs in ran for o in outputs if o.output_type == "error"]
     assert errors == [], errors
-    streams = lambda cells: [o.get("text", "") for outs in cells for o in outs if o.output_type == "stream"]  # noqa: E731
-    assert len(streams(ran)) == len(streams(stored)), json.dumps(streams(ran))[:2000]
+    # Which cells printed (a cell's print may come in one stream output or several)
+    printed = lambda cells: [any(o.output_type == "stream" for o in outs) for outs in cells]  # noqa: E731
+    assert printed(ran) == printed(stored), json.dumps([str(outs)[:200] for outs in ran])[:3000]
 
 
 MACHINE = [
@@ -113,12 +114,23 @@ def fill_in(notebook: dict, number: int) -> int:
     return filled
 
 
-@pytest.mark.slow  # every notebook, run again: a minute and a half
-def test_every_notebook_runs_with_every_solution_filled_in(tmp_path, monkeypatch, demo_image):
+# A learner who did every exercise, notebook by notebook; 04 runs the worker 03's checks saved, so
+# those two run together. Each runs in its notebook's xdist group (conftest.py), never beside nbval's run.
+FILLED_IN = [[n] for n in NOTEBOOKS if n.name[:2] not in ("03", "04")]
+FILLED_IN.insert(2, [n for n in NOTEBOOKS if n.name[:2] in ("03", "04")])
+
+
+@pytest.mark.slow  # every notebook, run again: a minute and a half in all
+@pytest.mark.parametrize(
+    "paths",
+    FILLED_IN,
+    ids=lambda ps: "+".join(p.name[:2] for p in ps),
+)
+def test_every_notebook_runs_with_every_solution_filled_in(paths, tmp_path, monkeypatch, demo_image):
     """A learner who did every exercise: each check says correct, nothing fails, and notebook 04
     runs their worker, all four methods theirs (saved by notebook 03's checks)."""
     monkeypatch.setenv("CUBE_WORKBOOK", str(tmp_path / "my_worker.py"))  # the kernels inherit it
-    for path in NOTEBOOKS:
+    for path in paths:
         notebook = nbformat.read(path, as_version=4)
         assert fill_in(notebook, int(path.name[:2])) >= 3, path.name
         NotebookClient(

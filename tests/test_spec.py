@@ -4,10 +4,11 @@ and whatever a worker does, run() returns rows and leaves nothing on the engine.
 import time
 
 import pytest
+from helpers import left_by
 
 import cube.book
 import cube.spec
-from cube import LABEL_WORKER, Worker
+from cube import Worker
 from cube.spec import AGENT, CHAPTER, ROWS
 
 # The chapter rows the book's worker fails, and why: its flaws, kept on purpose (cube/book.py).
@@ -16,14 +17,6 @@ BOOK_FAILS_BY_DESIGN = {
     "task_count counts the tasks given (section 4.5)": "task_count is 0 after two tasks were given",
     "a stop that fails leaves the task as it was (listing 4.5)": "but the db says COMPLETED",
 }
-
-
-def spec_containers(client) -> list:
-    return [
-        c
-        for c in client.containers.list(all=True, filters={"label": LABEL_WORKER}, ignore_removed=True)
-        if c.labels[LABEL_WORKER].startswith("spec-")
-    ]
 
 
 def test_the_rows_name_their_source_and_level():
@@ -35,18 +28,18 @@ def test_the_rows_name_their_source_and_level():
 
 
 @pytest.mark.slow  # a whole run of the spec
-def test_cubes_worker_passes_every_row_within_a_minute(client, demo_image):
+def test_cubes_worker_passes_every_row_within_a_minute(client, demo_image, benches):
     began = time.monotonic()
     rows = cube.spec.run(Worker)
     assert time.monotonic() - began < 60
     assert [r.name for r in rows] == [title for title, _, _ in ROWS]
     assert [str(r) for r in rows if not r.passed] == []
     assert all(r.seconds >= 0 for r in rows)
-    assert spec_containers(client) == []
+    assert left_by(client, benches) == []
 
 
 @pytest.mark.slow  # a whole run of the spec
-def test_the_books_worker_passes_the_chapter_rows_but_those_it_fails_by_design(client, demo_image):
+def test_the_books_worker_passes_the_chapter_rows_but_those_it_fails_by_design(client, demo_image, benches):
     rows = cube.spec.run(cube.book.Worker)
     chapter = {r.name: r for r in rows if r.level == CHAPTER}
     failed = {name: r.why for name, r in chapter.items() if not r.passed}
@@ -59,7 +52,7 @@ def test_the_books_worker_passes_the_chapter_rows_but_those_it_fails_by_design(c
     assert "has no update_tasks()" in whys["a container that exits 0 is seen COMPLETED"]
     assert "2 containers" in whys["two threads never make two containers"]
     assert "takes no db_path" in whys["a worker reopened on its db_path loses nothing"]
-    assert spec_containers(client) == []
+    assert left_by(client, benches) == []
 
 
 class RaisingWorker(cube.book.Worker):
@@ -105,10 +98,10 @@ class LeakyWorker(cube.book.Worker):
 
 
 @pytest.mark.slow  # a whole run of the spec
-def test_what_a_worker_leaves_on_the_engine_is_removed(client, demo_image):
+def test_what_a_worker_leaves_on_the_engine_is_removed(client, demo_image, benches):
     rows = cube.spec.run(LeakyWorker, levels=(CHAPTER,))
     assert not next(r for r in rows if r.name.startswith("stop and remove")).passed
-    assert spec_containers(client) == []
+    assert left_by(client, benches) == []
 
 
 @pytest.mark.parametrize("passed", [True, False])

@@ -102,6 +102,7 @@ def test_the_table_follows_changes_made_outside_the_panel(panel):
 
 
 @pytest.mark.slow
+@pytest.mark.alone  # it untags the image every other test runs
 def test_the_demo_image_is_built_in_the_background_while_buttons_answer(worker, client):
     # Untag it: a container of the image (a learner's, one left by an interrupted run) keeps its copy.
     client.images.remove(DEMO_IMAGE, force=True)
