@@ -4,8 +4,10 @@
 # and, while editing: make quick   ruff and the tests without a browser, nbval, a second engine
 # or SIGKILL rounds, on two processes (pytest-xdist; under a minute)
 # Both run on several processes (pytest-xdist): --dist loadgroup keeps what may not run side by side
-# in one group, in order (a notebook's cells; the second engine's tests: conftest.py), and the tests
-# marked `alone` (they change or judge what every test shares) run after the rest, by themselves.
+# in one group, in order (a notebook's cells; the second engine's tests: conftest.py). The tests
+# marked `alone` (they change or judge what every test shares) and, in make test, the browser tests
+# (a JupyterLab in Chromium, whose pages time out on a machine this busy) run after the rest, one
+# at a time.
 # Each step is safe to repeat; a step that is already done costs a second or two.
 
 PYTHON ?= python3
@@ -29,14 +31,13 @@ lab: setup
 test: setup browser
 	$(BIN)/ruff check cube tests benchmarks conftest.py
 	$(BIN)/ruff format --check cube tests benchmarks conftest.py
-	$(BIN)/pytest -n 3 --dist loadgroup -m "not alone"
-	$(BIN)/pytest -m alone
+	$(BIN)/pytest -n 3 --dist loadgroup -m "not alone and not browser"
+	$(BIN)/pytest -m "alone or browser"
 
 quick: setup
 	$(BIN)/ruff check cube tests benchmarks conftest.py
 	$(BIN)/ruff format --check cube tests benchmarks conftest.py
-	$(BIN)/pytest tests -m "$(QUICK) and not alone" -q -n 2 --dist loadgroup
-	$(BIN)/pytest tests -m "$(QUICK) and alone" -q
+	$(BIN)/pytest tests -m "$(QUICK)" -q -n 2 --dist loadgroup  # no test marked alone is quick
 
 setup: $(VENV)/.installed $(LAB_SETTINGS) engine image
 
