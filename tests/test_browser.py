@@ -55,11 +55,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-PANELS = "panels.ipynb"
+PANELS = "panels.ipynb"  # its workers' names do not start with PREFIX: notebook 04's cells remove those
 PANELS_CODE = [
     "import cube, cube.book\nfrom cube.widgets import ControlPanel\n"
-    "book_panel = ControlPanel(cube.book.Worker('br04-book-panel'))\nbook_panel",
-    "cube_panel = ControlPanel(cube.Worker('br04-cube-panel'))\ncube_panel",
+    "book_panel = ControlPanel(cube.book.Worker('brp-book-panel'))\nbook_panel",
+    "cube_panel = ControlPanel(cube.Worker('brp-cube-panel'))\ncube_panel",
 ]
 
 
@@ -123,7 +123,7 @@ def lab(tmp_path):
         client = docker.from_env()
         # ignore_removed: the containers of tests running beside this one come and go meanwhile
         for c in client.containers.list(all=True, filters={"label": LABEL_WORKER}, ignore_removed=True):
-            if c.labels[LABEL_WORKER].startswith(PREFIX):
+            if c.labels[LABEL_WORKER].startswith((PREFIX, "brp-")):
                 c.remove(force=True)
 
 
@@ -192,7 +192,7 @@ def test_control_panel_starts_serves_and_stops_a_container(lab, page):
         docker.from_env().containers.get(container_id)
 
 
-@pytest.mark.parametrize("worker", ["br04-book-panel", "br04-cube-panel"])
+@pytest.mark.parametrize("worker", ["brp-book-panel", "brp-cube-panel"])
 def test_run_next_and_stop_on_the_books_worker_and_on_cubes(lab, page, worker, client):
     page.goto(lab.replace(NOTEBOOK, PANELS))
     expect(page.get_by_text("Python 3 (ipykernel) | Idle")).to_be_visible(timeout=60_000)
