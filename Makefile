@@ -18,7 +18,6 @@ ROOT_FLAG := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
 # JUPYTER_TOKEN you set, else makes one and prints the link.
 JUPYTER_PORT ?= 8888
 TOKEN_FLAG := $(if $(JUPYTER_TOKEN),--IdentityProvider.token=$(JUPYTER_TOKEN))
-QUICK := not browser and not second_engine and not sigkill and not slow
 LAB_SETTINGS := $(VENV)/share/jupyter/lab/settings/overrides.json
 
 .PHONY: lab test quick setup engine image browser notebooks bench lint clean
@@ -37,7 +36,8 @@ test: setup browser
 quick: setup
 	$(BIN)/ruff check cube tests benchmarks conftest.py
 	$(BIN)/ruff format --check cube tests benchmarks conftest.py
-	$(BIN)/pytest tests -m "$(QUICK)" -q -n 2 --dist loadgroup  # no test marked alone is quick
+	$(BIN)/pytest tests -m "not browser and not second_engine and not sigkill and not slow" -q -n 2 \
+		--dist loadgroup  # no test marked alone is quick
 
 setup: $(VENV)/.installed $(LAB_SETTINGS) engine image
 

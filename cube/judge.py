@@ -96,11 +96,13 @@ class Bench:
         if text != f"Hello from {seen.container_id[:12]}":
             raise Fault(f"port {port} of container {seen.container_id[:12]} answers {text!r}")
 
+    def owned(self) -> list[dict[str, str]]:
+        """The labels of the containers the row owns: its tasks' and its workers'."""
+        return [{LABEL_TASK: str(i)} for i in self.task_ids] + [{LABEL_WORKER: w} for w in self.workers]
+
     def clean(self) -> None:
         """Remove every container of the row's tasks and workers."""
-        wanted = [{LABEL_TASK: str(i)} for i in self.task_ids]
-        wanted += [{LABEL_WORKER: name} for name in self.workers]
-        for labels in wanted:
+        for labels in self.owned():
             try:
                 for seen in self.engine.containers(labels):
                     self.engine.remove(seen.container_id)

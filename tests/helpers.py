@@ -155,7 +155,11 @@ def run_cell(code: str, namespace: dict) -> dict:
 
 def left_by(client: docker.DockerClient, benches: list) -> list[str]:
     """The names of the containers still labelled for a task or a worker of `benches`."""
-    tasks = {str(i) for b in benches for i in b.task_ids}
-    workers = {w for b in benches for w in b.workers}
-    found = client.containers.list(all=True, filters={"label": LABEL_TASK}, ignore_removed=True)
-    return [c.name for c in found if c.labels[LABEL_TASK] in tasks or c.labels.get(LABEL_WORKER) in workers]
+    return [
+        c.name
+        for b in benches
+        for labels in b.owned()
+        for c in client.containers.list(
+            all=True, filters={"label": [f"{k}={v}" for k, v in labels.items()]}, ignore_removed=True
+        )
+    ]

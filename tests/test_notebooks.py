@@ -116,16 +116,13 @@ def fill_in(notebook: dict, number: int) -> int:
 
 # A learner who did every exercise, notebook by notebook; 04 runs the worker 03's checks saved, so
 # those two run together. Each runs in its notebook's xdist group (conftest.py), never beside nbval's run.
-FILLED_IN = [[n] for n in NOTEBOOKS if n.name[:2] not in ("03", "04")]
-FILLED_IN.insert(2, [n for n in NOTEBOOKS if n.name[:2] in ("03", "04")])
+FILLED_IN: dict[str, list[Path]] = {}
+for _path in NOTEBOOKS:
+    FILLED_IN.setdefault("03+04" if _path.name[:2] in ("03", "04") else _path.name[:2], []).append(_path)
 
 
 @pytest.mark.slow  # every notebook, run again: a minute and a half in all
-@pytest.mark.parametrize(
-    "paths",
-    FILLED_IN,
-    ids=lambda ps: "+".join(p.name[:2] for p in ps),
-)
+@pytest.mark.parametrize("paths", FILLED_IN.values(), ids=FILLED_IN.keys())
 def test_every_notebook_runs_with_every_solution_filled_in(paths, tmp_path, monkeypatch, demo_image):
     """A learner who did every exercise: each check says correct, nothing fails, and notebook 04
     runs their worker, all four methods theirs (saved by notebook 03's checks)."""
