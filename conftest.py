@@ -52,6 +52,21 @@ def pytest_itemcollected(item: pytest.Item) -> None:  # before pytest-xdist read
         item.add_marker(pytest.mark.xdist_group(group))
 
 
+# What takes longest on three processes (measured: a minute or more each), handed out first so that
+# no process is left with one of them at the end while the others wait.
+_LONGEST_FIRST = ("sigkill", "notebook-05", "notebook-03-04", "notebook-07", "slow")
+
+
+def _rank(item: pytest.Item) -> int:
+    group = _group(item) or ""
+    found = [i for i, what in enumerate(_LONGEST_FIRST) if what == group or item.get_closest_marker(what)]
+    return min(found, default=len(_LONGEST_FIRST))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=_rank)  # stable: a group's tests (a notebook's cells) stay in their order
+
+
 def pytest_sessionstart(session: pytest.Session) -> None:
     if not _a_helper_process(session):
         session.config.stash[_BEFORE] = {c.id for c in _cube_containers()}
