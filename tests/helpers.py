@@ -7,6 +7,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -25,6 +26,30 @@ def eventually(check, seconds: float = 10, every: float = 0.05):
         if value or time.monotonic() > deadline:
             return value
         time.sleep(every)
+
+
+class Starts:
+    """The engine's container starts, by task id, from `docker events` followed as they happen: to a
+    query for past events (since=...) the engine replays only its last 256, and beside other tests
+    it has more than that. Made before the work it counts; close() returns the counts."""
+
+    def __init__(self, client: docker.DockerClient, label: str) -> None:
+        filters = {"type": "container", "event": "start", "label": label}
+        self._events = client.events(since=time.time(), filters=filters, decode=True)
+        self.counts: Counter = Counter()
+        self._thread = threading.Thread(target=self._follow, daemon=True)
+        self._thread.start()
+
+    def _follow(self) -> None:
+        with suppress(Exception):  # ends when close() closes the stream
+            for event in self._events:
+                self.counts[event["Actor"]["Attributes"].get(LABEL_TASK, "")] += 1
+
+    def close(self) -> Counter:
+        time.sleep(0.3)  # an event the engine sent a moment ago is on its way
+        self._events.close()
+        self._thread.join(5)
+        return self.counts
 
 
 def mine(client: docker.DockerClient, **labels: str) -> list:

@@ -6,18 +6,12 @@ import time
 import uuid
 
 import pytest
-from helpers import eventually, mine, remove_containers
+from helpers import Starts, eventually, mine, remove_containers
 
 from cube import State, Task, Worker
 from cube.crashlab import AT, crash
 
 pytestmark = pytest.mark.sigkill
-
-
-def starts(client, task: Task, since: float) -> int:
-    """How many times the engine started a container of the task since `since` (docker events)."""
-    label = {"event": "start", "label": f"cube.task={task.id}"}
-    return sum(1 for _ in client.events(since=since, until=time.time(), filters=label, decode=True))
 
 
 @pytest.fixture
@@ -31,7 +25,8 @@ def lab(client, tmp_path):
 @pytest.mark.parametrize("at", AT)
 def test_a_start_cut_short_at_any_point_is_carried_out_once_by_the_next_worker(lab, client, demo_image, at):
     db, name = lab
-    task, since = Task(image=demo_image, state=State.SCHEDULED), time.time()
+    task = Task(image=demo_image, state=State.SCHEDULED)
+    starts = Starts(client, f"cube.task={task.id}")
     said = crash(db, name, task, at)  # the child's last words
     left = [c.id for c in mine(client, task=str(task.id))]
 
@@ -43,7 +38,7 @@ def test_a_start_cut_short_at_any_point_is_carried_out_once_by_the_next_worker(l
             (None, State.SCHEDULED),
             (State.SCHEDULED, State.RUNNING),
         ]
-        assert starts(client, task, since) == 1
+        assert starts.close()[str(task.id)] == 1
     if at == "before create":
         assert left == [] and said.startswith("creating a container")
     elif at == "after create":  # never started: replaced
@@ -66,7 +61,7 @@ def test_a_short_job_cut_short_at_any_point_runs_once_and_its_exit_code_is_recor
 ):
     db, name = lab
     job = Task(image=demo_image, state=State.SCHEDULED, cmd=["sh", "-c", f"sleep 0.3; exit {code}"])
-    since = time.time()
+    starts = Starts(client, f"cube.task={job.id}")
     crash(db, name, job, at)
     if at in ("after start", "after the record"):
         time.sleep(0.6)  # the job, started, ends while no worker is alive
@@ -74,7 +69,7 @@ def test_a_short_job_cut_short_at_any_point_runs_once_and_its_exit_code_is_recor
     with Worker(name, client, db_path=db) as w:
         assert eventually(lambda: w.update_tasks() is not None and w.db[job.id].state is not State.RUNNING)
         t = w.db[job.id]
-        assert starts(client, job, since) == 1, "the job ran once"
+        assert starts.close()[str(job.id)] == 1, "the job ran once"
         assert (t.state, t.exit_code) == (State.COMPLETED if code == 0 else State.FAILED, code), t.reason
         if at == "after start":  # it ran and ended unseen: adopted with its exit code
             assert t.reason == f"its container exited with code {code} while no worker watched"

@@ -12,7 +12,7 @@ import uuid
 from dataclasses import replace
 
 import pytest
-from helpers import eventually, mine
+from helpers import Starts, eventually, mine
 
 from cube import State, Task, Worker
 from cube.state import FINAL_STATES
@@ -104,20 +104,10 @@ def test_sigkill_at_many_points_of_starts_and_stops_loses_nothing(client, demo_i
 JOB_ROUNDS = 6  # of 3 jobs each
 
 
-def started(client, since: float) -> dict[str, int]:
-    """How many times the engine started a container of each task since `since`, by task id."""
-    events = client.events(since=since, until=time.time(), filters={"event": "start"}, decode=True)
-    counts: dict[str, int] = {}
-    for e in events:
-        task_id = e["Actor"]["Attributes"].get("cube.task", "")
-        counts[task_id] = counts.get(task_id, 0) + 1
-    return counts
-
-
 def test_short_jobs_under_sigkill_at_random_moments_each_run_once_with_their_own_exit_code(
     client, demo_image, name, tmp_path
 ):
-    db, since, rng = str(tmp_path / "worker.db"), time.time(), random.Random(4)
+    db, rng, starts = str(tmp_path / "worker.db"), random.Random(4), Starts(client, f"cube.worker={name}")
     jobs: dict = {}  # task id -> the exit code its job ends with
     for _ in range(JOB_ROUNDS):
         with Worker(name, client, db_path=db) as w:  # reconciles what the last child left
@@ -144,7 +134,7 @@ def test_short_jobs_under_sigkill_at_random_moments_each_run_once_with_their_own
         for job_id, code in jobs.items():
             t = w.db[job_id]
             assert (t.state, t.exit_code) == (State.COMPLETED if code == 0 else State.FAILED, code), t.reason
-    counts = started(client, since)
+    counts = starts.close()
     assert {str(j): counts.get(str(j), 0) for j in jobs} == {str(j): 1 for j in jobs}, (
         "a job ran twice, or never"
     )
