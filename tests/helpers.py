@@ -188,3 +188,11 @@ def left_by(client: docker.DockerClient, benches: list) -> list[str]:
             all=True, filters={"label": [f"{k}={v}" for k, v in labels.items()]}, ignore_removed=True
         )
     ]
+
+
+def cells_using(cells: list, names: tuple[str, ...], count: int) -> list:
+    """The code cells of a notebook (nbformat's, or its JSON) whose source uses one of `names`; fails
+    unless there are `count` of them, so that a changed notebook is noticed, not half left out."""
+    found = [c for c in cells if c["cell_type"] == "code" and any(n in "".join(c["source"]) for n in names)]
+    assert len(found) == count, f"{len(found)} cells use {names}, not {count}: the notebook changed"
+    return found

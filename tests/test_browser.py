@@ -3,10 +3,10 @@
 The test serves a copy of notebook 04 (so the browser's autosave never touches the repository),
 its workers named br04-... instead of nb04-... (so that it never touches the containers of a run of
 the notebook beside it, nor they its own) and without the three cells of its spec section, runs all
-its cells, and on the panel of the learner's
-worker clicks Enqueue and Run next, follows the port link to the web server, clicks Stop, and checks
-with the engine that the container is gone. Another notebook of two cells puts a panel on
-cube.book.Worker and one on cube.Worker, and the test clicks Run next and Stop on each.
+its cells, and on the panel of the learner's worker clicks Enqueue and Run next, follows the port
+link to the web server, clicks Stop, and checks with the engine that the container is gone.
+Another notebook of two cells puts a panel on cube.book.Worker and one on cube.Worker, and the test
+clicks Run next and Stop on each.
 
 A second test opens a worker API's /docs page (Swagger UI), starts a task from it with "Try it
 out" and "Execute", and checks with the worker that the task runs.
@@ -29,6 +29,7 @@ from pathlib import Path
 import docker
 import httpx
 import pytest
+from helpers import cells_using
 from playwright.sync_api import Page, expect, sync_playwright
 
 from cube import DEMO_IMAGE, LABEL_WORKER, State, Worker
@@ -80,8 +81,7 @@ def lab_server(tmp_path_factory):
     notebook = json.loads((ROOT / "notebooks" / NOTEBOOK).read_text())
     # The section "One spec for three workers" prints a table and draws a plot (nbval checks both);
     # in the browser it would only add 20 s of spec runs, so the copy leaves its three cells out.
-    spec = [c for c in notebook["cells"] if c["cell_type"] == "code" and "results" in "".join(c["source"])]
-    assert len(spec) == 3, "notebook 04's spec section changed: update which cells the copy leaves out"
+    spec = cells_using(notebook["cells"], ("results",), 3)
     notebook["cells"] = [c for c in notebook["cells"] if c not in spec]
     for cell in notebook["cells"]:
         if cell["cell_type"] == "code":
@@ -133,7 +133,7 @@ def lab_server(tmp_path_factory):
 
 
 @pytest.fixture
-def lab(lab_server, request):
+def lab(lab_server):
     """The URL of the copy of notebook 04, in a workspace of the test's own (no tabs of an earlier
     test). After the test: its kernels shut down, and the containers of br04-/brp- workers removed."""
     base, token = lab_server

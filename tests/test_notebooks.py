@@ -9,6 +9,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from helpers import cells_using
 from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -125,9 +126,7 @@ LEFT_OUT = {
 
 
 def leave_out(notebook, number: str) -> None:
-    names, count = LEFT_OUT.get(number, ((), 0))
-    found = [c for c in notebook.cells if c.cell_type == "code" and any(n in c.source for n in names)]
-    assert len(found) == count, f"notebook {number}: {len(found)} cells use {names}, not {count}"
+    found = cells_using(notebook.cells, *LEFT_OUT.get(number, ((), 0)))
     notebook.cells = [c for c in notebook.cells if c not in found]
 
 
