@@ -1,14 +1,12 @@
-"""The Docker wrapper (listing 4.2): the one place where cube talks to the Docker engine.
+"""The Docker wrapper (listing 4.2): every call to the engine, and every SDK error, is here.
 
-Every call to the engine, and every SDK error, is here. run() and stop() return a DockerResult whose
-error says what failed and what to do; other calls raise EngineError. Where cube differs, and why:
-- run() pulls the image only when it is missing (the book pulls on every run: slow, or impossible).
-- Containers get an init process (the book's web server as PID 1, deaf to SIGTERM, made every stop
-  wait 10 s). run() succeeds once the command runs: under init, "running" may mean it cannot (127).
-- run(adopt=True) finishes an attempt cut short (a crash) instead of repeating it. stop() touches only
-  a container labelled for its task and worker. inspect() says "gone" (the book's gives nil).
-- No error escapes run() or stop(), not even a client that cannot be made (NewDocker drops that);
-  clients cube makes give up after ENGINE_TIMEOUT s, not docker-py's 60.
+run() and stop() return a DockerResult whose error says what failed and what to do; other calls raise
+EngineError. Where cube differs from the book, and why:
+- run() pulls only a missing image (the book pulls on every run: slow, or impossible offline).
+- An init process: a stop takes no 10 s; run() succeeds once the command runs, not just init.
+- run(adopt=True) finishes an attempt a crash cut short instead of repeating it.
+- stop() touches only a container labelled for its task and worker; inspect() says "gone", not nil.
+- No error escapes run() or stop() (NewDocker drops one); an engine has ENGINE_TIMEOUT s, not 60.
 """
 
 import logging
@@ -70,9 +68,8 @@ class Docker:
         self.client = client
 
     def run(self, adopt: bool = False) -> DockerResult:
-        """Create and start the container (pulling its image only if missing): a success once its command
-        runs, or if it ended at once with exit code 0; else removed, its exit code in the error. adopt:
-        first adopt a container of an earlier attempt that runs or ran; replace one that never started."""
+        """Create and start the container: a success once its command runs, or if it exited 0 at once;
+        else removed, its exit code in the error. adopt: first adopt an earlier attempt's (_adopt)."""
         container_id = ""
         try:
             if adopt and (adopted := self._adopt()):
@@ -97,7 +94,7 @@ class Docker:
         return DockerResult(None, "start", container_id, "success", seen.host_ports, seen)
 
     def stop(self, container_id: str) -> DockerResult:
-        """Stop and remove the container, if labelled for this task and worker; one gone counts as stopped."""
+        """Stop and remove the container, if labelled for this task and worker; one gone is stopped."""
         if not container_id:
             return DockerResult(error="no container id given: there is nothing to stop", action="stop")
         done = DockerResult(action="stop", container_id=container_id, result="success")
@@ -150,13 +147,12 @@ class Docker:
     def stats(self, container_id: str) -> Iterator[dict]:
         yield from self._stream("stats", container_id, stream=True, decode=True)
 
-    def build(self, context, tag: str) -> Iterator[dict]:
-        """Build image `tag` from a tar archive (a file object) holding a Dockerfile: its output."""
+    def build(self, context, tag: str) -> Iterator[dict]:  # context: a tar archive, as a file object
         build = dict(fileobj=context, custom_context=True, tag=tag, rm=True, decode=True)
         yield from self._stream("build", **build, about=f"image {tag!r}")
 
     def image(self, name: str) -> dict | None:
-        """What the engine says of an image (its Architecture, ...); None if it has none by that name."""
+        """What the engine says of an image (its Architecture, ...); None if it has none."""
         with suppress(_Gone):
             return self._call("image", name, about=f"image {name!r}")
 
@@ -171,16 +167,16 @@ class Docker:
     def _create(self) -> str:  # pulling the image first if the engine has none by that name
         c, about = self.config, self._about()
         args = dict(environment=c.env, labels=c.labels, name=c.name or None, ports=list(c.ports()))
-        args["host_config"] = c.host_config()
+        args |= dict(host_config=c.host_config(), about=about)
         log.info("creating a container for %s", about, extra={"at": "before create"})
         try:
-            made = self._call("create", c.image, c.cmd or None, **args, about=about)
+            made = self._call("create", c.image, c.cmd or None, **args)
         except EngineError as e:
             if not isinstance(e.__cause__, ImageNotFound):
                 raise
             log.info("image %s is not here; pulling it", c.image)
             self._call("pull", c.image, about=about)
-            made = self._call("create", c.image, c.cmd or None, **args, about=about)
+            made = self._call("create", c.image, c.cmd or None, **args)
         log.info("created container %s for %s", made["Id"][:12], about, extra={"at": "after create"})
         return made["Id"]
 
@@ -224,15 +220,14 @@ class Docker:
             time.sleep(0.02)
         return "already gone"
 
-    def _last_line(self, container_id: str) -> str:
-        """The last line the container wrote: often the reason it failed."""
+    def _last_line(self, container_id: str) -> str:  # often the reason it failed
         with suppress(EngineError):
             lines = self._call("logs", container_id, tail=1).decode(errors="replace").splitlines()
             return lines[-1].strip() if lines else ""
         return ""
 
     def _call(self, step: str, *args, about: str = "", **kwargs):
-        """docker.APIClient's method for `step` (connecting first if need be); SDK errors as EngineError."""
+        """docker.APIClient's method for `step`, connecting first if need be; SDK errors as EngineError."""
         try:
             if self.client is None:  # docker.from_env() asks the engine its API version at once
                 self.client = docker.from_env(timeout=ENGINE_TIMEOUT, max_pool_size=32)

@@ -1,13 +1,10 @@
 """The threads that drive a worker in the background (the book's chapter 8 goroutines), and the one
 that tells its listeners what changed.
 
-Loop: `parallel` threads take requests (worker.run_task()), sleeping when none is ready until poked
-(a request arrived, a task became free); one more observes the engine (worker.update_tasks()) every
-OBSERVE_SECONDS, as the kubelet relists its runtime every second. The book's loops sleep 10 s between
-rounds; here a request is taken at once. They call only the worker's thread-safe public methods.
-
-Notifier: changes go to one thread that tells each listener in turn, in the order they were
-recorded, as the kubelet's PLEG hands its events to a channel: a slow listener never slows the worker.
+Loop: `parallel` threads take requests (worker.run_task()), sleeping until poked when none is ready
+(the book's sleep 10 s); one more observes (worker.update_tasks()) every OBSERVE_SECONDS, as the
+kubelet relists every second. Notifier: one thread tells each listener in turn, in order, as the PLEG
+hands its events to a channel: a slow listener never slows the worker.
 """
 
 import logging
@@ -16,7 +13,6 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
-from typing import Protocol
 
 log = logging.getLogger(__name__)
 
@@ -24,18 +20,10 @@ OBSERVE_SECONDS = 1.0  # how often the engine is asked about the worker's contai
 RETRY_SECONDS = 1.0  # how long to wait before asking an engine that did not answer again
 
 
-class Drivable(Protocol):
-    """What the loop needs of a worker (cube.Worker)."""
-
-    name: str
-
-    def run_task(self): ...
-
-    def update_tasks(self): ...
-
-
 class Loop:
-    def __init__(self, worker: Drivable, parallel: int) -> None:
+    """Calls only a cube.Worker's thread-safe public methods: run_task() and update_tasks()."""
+
+    def __init__(self, worker, parallel: int) -> None:
         self.worker, self.parallel = worker, parallel
         self._stopping = threading.Event()
         self._ready = threading.Condition()  # told when a request may have become ready

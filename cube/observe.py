@@ -1,15 +1,8 @@
-"""What the engine says, and the worker's rules for what it means for a task.
-
-Pure: no engine, no store, so it can be read and tested on its own. Observed is what the engine says
-of a container, DockerResult what an operation of the Docker wrapper came to (listing 4.6),
-EngineError a call it refused or never answered. The rules take the worker's record of a task and
-return it as it should be now:
-
-- a container that runs (or that Docker is restarting under the task's restart policy) is RUNNING;
-- exit code 0 is COMPLETED; any other exit code, an out-of-memory kill, or a container that is
-  gone is FAILED, with the exit code and a reason in words;
-- a stop the worker was asked for is COMPLETED, whatever code the container exited with;
-- a start or stop may begin only as the transition map allows, and one at a time on a task.
+"""What the engine says (Observed, DockerResult of listing 4.6, EngineError), and the worker's pure
+rules for what it means for a task: no engine, no store. A container that runs (or that Docker
+restarts) is RUNNING; exit 0 is COMPLETED; another code, an out-of-memory kill or a container gone is
+FAILED, with the code and why; a stop asked for is COMPLETED; a start or stop begins only as the map
+allows, one at a time on a task.
 """
 
 import copy
@@ -25,12 +18,8 @@ PAUSED = "its container is paused"
 
 @dataclass
 class Observed:
-    """What the engine says of one container now.
-
-    status is Docker's word (created, running, paused, restarting, removing, exited, dead), or
-    "gone" if there is no such container. started_at is None for one that never started;
-    restart_count counts restarts under the restart policy.
-    """
+    """What the engine says of one container now. status is Docker's word (created, running, paused,
+    restarting, removing, exited, dead), or "gone"; started_at is None for one that never started."""
 
     container_id: str
     status: str = GONE
@@ -100,11 +89,9 @@ class DockerResult:
 
 
 class EngineError(Exception):
-    """A call to the engine failed; str() says what failed, for what, and what to do.
-
-    step is what was asked ("create", "pull", "start", "stop", "inspect", "list", "remove", "kill",
-    "stats", ...); unreachable is True if no engine answered; status is the engine's HTTP status.
-    """
+    """A call to the engine failed; str() says what failed, for what, and what to do. step is what was
+    asked ("create", "pull", "start", "stop", "inspect", "list", "stats", ...); unreachable: no engine
+    answered; status: the engine's HTTP status."""
 
     def __init__(self, step: str, message: str, unreachable: bool = False, status: int | None = None) -> None:
         super().__init__(message)
@@ -129,10 +116,7 @@ def explain(step: str, status: int | None, name: str, image: str) -> str | None:
 
 
 def refusal(task: Task, known: Task | None, op: str, busy: str, worker: str) -> str | None:
-    """Why `op` ("start" or "stop") may not begin on the task now, or None if it may.
-
-    known is the worker's record of the task; busy the operation under way on it, if any.
-    """
+    """Why `op` ("start", "stop") may not begin now, or None; known: the record, busy: the op under way."""
     label = task.name or task.id
     if busy:
         doing = {"start": "started", "stop": "stopped"}[busy]
@@ -228,8 +212,7 @@ _SIGNALS = {1: "SIGHUP", 2: "SIGINT", 6: "SIGABRT", 9: "SIGKILL", 15: "SIGTERM"}
 
 
 def _ipv4_first(bindings: list[tuple[str, str | int]]) -> int:
-    """The host port of a published port: its IPv4 binding's. Docker may publish one port twice,
-    on 0.0.0.0 and on ::, with two different host ports."""
+    """A published port's IPv4 host port: Docker may publish on 0.0.0.0 and :: with two different."""
     return int(sorted(bindings, key=lambda b: ":" in b[0])[0][1])  # stable: IPv4 addresses first
 
 

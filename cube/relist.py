@@ -1,10 +1,6 @@
-"""What the worker's update_tasks() does: compare what the engine says of its containers now with
-what its db says, and record each difference.
-
-As the kubelet's PLEG relists its runtime every second (pkg/kubelet/pleg/generic.go): one list of the
-worker's containers, a closer look (inspect) only at those that changed, one recorded transition for
-each difference, by cube.observe's rules. Then the containers no task needs (a finished task's, or
-one beside the container a task runs in) are removed: the engine is the truth, the db what we know.
+"""What update_tasks() does, as the kubelet's PLEG relists its runtime (pkg/kubelet/pleg/generic.go):
+one list of the worker's containers, an inspect only of those that changed, one transition recorded
+for each difference (cube.observe's rules); then the containers no task needs are removed.
 """
 
 import logging

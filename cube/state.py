@@ -1,16 +1,9 @@
 """The five states of a task, the moves allowed between them (listing 4.10), and the record of a move.
 
-The chapter shows the transitions twice, and the two disagree: its table 4.1 lets a PENDING
-task go to FAILED, and has no SCHEDULED -> SCHEDULED, RUNNING -> RUNNING or RUNNING -> FAILED;
-its prose says SCHEDULED may go to COMPLETED. cube follows the map in listing 4.10, because that is
-the code the worker runs, and adds two moves that a worker watching real containers needs:
-
-- SCHEDULED -> COMPLETED: a container that finishes its work (exit code 0) before the worker ever
-  sees it running. Reporting RUNNING first would report a state nobody observed.
-- FAILED -> SCHEDULED: a failed task asked to run again gets a new container, under the same id.
-  The book adds the same move in a later chapter, for restarting failed tasks.
-
-Notebook 01 shows the differences.
+cube keeps listing 4.10's map (its table 4.1 and prose disagree with it and each other; notebook 01
+shows how) and adds two moves a worker that watches real containers needs: SCHEDULED -> COMPLETED, a
+container that did its work (exit 0) before anyone saw it run, and FAILED -> SCHEDULED, a failed task
+run again under the same id (as the book does in a later chapter).
 """
 
 import uuid
@@ -42,8 +35,7 @@ STATE_TRANSITION_MAP: dict[State, tuple[State, ...]] = {
     State.FAILED: (State.SCHEDULED,),  # cube: run a failed task again
 }
 
-# The states of a task whose work is over, so it has no container: COMPLETED for good, FAILED until
-# it is asked to run again (FAILED -> SCHEDULED).
+# A task in these has no container: its work is over (a FAILED one may be asked to run again).
 FINAL_STATES = (State.COMPLETED, State.FAILED)
 
 # The moves cube adds to listing 4.10, for notebooks and tests to point at.
@@ -62,11 +54,8 @@ def valid_state_transition(src: State, dst: State) -> bool:
 
 @dataclass(frozen=True)
 class Transition:
-    """One change of a task's state, as the worker recorded it.
-
-    src is None when the worker records the task for the first time. A move to the same state
-    (RUNNING -> RUNNING) records something else that changed: a restart, new host ports.
-    """
+    """One change of a task, as recorded: src is None for a new task; RUNNING -> RUNNING records a
+    restart or new host ports."""
 
     time: datetime
     task_id: uuid.UUID

@@ -1,14 +1,10 @@
 """Where a worker keeps what it knows: its tasks, its queue of requests and their history.
 
-One SQLite database (the standard library's sqlite3): in memory when no path is given, gone with
-the worker like the book's map; in a file otherwise, so it survives the worker's process being
-killed at any moment. Every change is one transaction, committed before the worker acts on it (as
-Nomad's client writes its state file), in WAL mode with full sync. The book's BoltDB store (chapter
-11) is the same idea. Only one worker may have a file open: a second gets StoreInUse at once.
-
-Tasks are stored as JSON (Task.to_dict). A task's `op` column holds the operation a worker is in
-the middle of ("start" or "stop"), written before it touches the engine: after a crash it says what
-to finish. A request stays in the queue until the operation that carries it out begins (take()).
+One SQLite database: in memory when no path is given (gone with the worker, like the book's map), else
+a file that survives the worker being killed at any moment (the book's BoltDB, chapter 11). Every
+change is one transaction, committed before the worker acts on it, as Nomad's client writes its state
+file. A task's `op` is the operation under way ("start", "stop"), written before the engine is asked:
+after a crash it says what to finish. A request stays queued until its operation begins (take()).
 """
 
 import json
@@ -41,16 +37,12 @@ class StoreInUse(RuntimeError):
 
 
 class Store:
-    """A worker's tasks, queue and history, in SQLite. Safe to share between threads.
+    """A worker's tasks, queue and history, in SQLite (path None: in memory). Thread-safe.
 
-    Args:
-        path: the database file, created if missing; None keeps everything in memory.
-        worker: the worker's name. A file remembers the name it was made for, and refuses another.
-        on_change: told of each move saved and each request queued, in that order (in the transaction).
+    on_change is told of each move saved and each request queued, in order, in the transaction.
 
     Raises:
-        StoreInUse: another worker has the file open.
-        ValueError: the file belongs to a worker with another name.
+        StoreInUse: another worker has the file open. ValueError: it is another worker's file.
     """
 
     def __init__(
@@ -101,10 +93,7 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        """Hold the store to yourself, and commit everything done inside at the end (or nothing).
-
-        Transactions nest: only the outermost commits.
-        """
+        """Hold the store, and commit all done inside at the end, or nothing; only the outermost commits."""
         with self._lock:
             if self._depth == 0:
                 self._db.execute("BEGIN IMMEDIATE")
@@ -126,6 +115,9 @@ class Store:
         """The worker's record of the task, or None."""
         row = self._one("SELECT body FROM tasks WHERE id = ?", str(task_id))
         return row and _task(row[0])
+
+    def ids(self) -> list[uuid.UUID]:
+        return [uuid.UUID(i) for (i,) in self._all("SELECT id FROM tasks ORDER BY rowid")]
 
     def tasks(self) -> list[Task]:
         """Every task the worker has a record of, oldest record first."""
@@ -177,12 +169,9 @@ class Store:
             self.on_change(task)
 
     def dequeue(self) -> Task | None:
-        """Hand out the first request whose task is free: no operation under way on it, and none of its
-        requests handed out already (so each task's requests go one at a time, in order).
-
-        The request stays queued until take(request), so that a crash before its operation begins
-        loses nothing; give_back(request) lets another take it.
-        """
+        """Hand out the first request whose task is free: no operation under way, none of its requests
+        handed out (so one task's go one at a time, in order). It stays queued until take(request), so a
+        crash loses nothing; give_back(request) lets another have it."""
         with self.transaction():
             out = [str(i) for i in self._out]
             row = self._one(
@@ -245,7 +234,7 @@ class Store:
 
 
 class Records(Mapping):
-    """A worker's db: task id -> its record, read from the store at each lookup (one task, not all)."""
+    """A worker's db: task id -> its record, read at each lookup (one task, not all). Read-only."""
 
     def __init__(self, store: Store) -> None:
         self._store = store
@@ -256,10 +245,10 @@ class Records(Mapping):
         return task
 
     def __iter__(self) -> Iterator[uuid.UUID]:
-        return (uuid.UUID(i) for (i,) in self._store._all("SELECT id FROM tasks ORDER BY rowid"))
+        return iter(self._store.ids())
 
     def __len__(self) -> int:
-        return self._store._one("SELECT COUNT(*) FROM tasks")[0]
+        return len(self._store.ids())
 
     def values(self) -> list[Task]:  # one read, not one per task
         return self._store.tasks()

@@ -1,12 +1,7 @@
-"""What a task is: the Task record (listing 4.1) and the container Config made from it.
+"""What a task is: the Task record (listing 4.1), checked by a table of RULES, and the container
+Config made from it. Besides the book's fields a Task keeps what was last observed of its container."""
 
-A Task says what to run (an image, and the limits and ports to give it) and which state it is
-wanted in or was seen in; a worker carries it out as one container. Besides the book's fields it
-keeps what the worker last observed of that container: host ports, exit code, restarts, and why
-the task is in its state, in words. Its fields are checked against a table of rules, each naming
-the field it checks, so a caller (the HTTP API, a notebook) can say which field is wrong.
-"""
-
+import copy
 import re
 import uuid
 from collections.abc import Callable
@@ -38,14 +33,10 @@ class TaskError(ValueError):
 class Task:
     """One piece of work for a worker, run as one container.
 
-    cpu is in cores (0.5 is half a core), memory and disk in bytes; 0 means "no limit".
-    exposed_ports holds container ports such as "80/tcp"; port_bindings maps a container port to
-    the host port to publish it on (an exposed port with no binding gets a random host port).
-    cmd replaces the image's command, e.g. ["sh", "-c", "exit 3"]; empty keeps the image's own.
-    The worker fills in the rest from what the engine reports: host_ports (container port -> host
-    port, as published now), exit_code (None until the container exits), restarts (by Docker,
-    under the restart policy) and reason (why the task is in its state, e.g. "exited with code 3").
-    Times are timezone-aware UTC datetimes, or None until they happen.
+    cpu is in cores (0.5: half a core), memory and disk in bytes; 0 means "no limit". exposed_ports
+    holds container ports ("80/tcp"), port_bindings maps one to a host port (else a random one); cmd
+    replaces the image's command. The worker fills in what it observes: host_ports, exit_code,
+    restarts and reason (why the task is in its state). Times are timezone-aware UTC, or None.
 
     Raises:
         TaskError: a field holds an impossible value; .field names it.
@@ -90,11 +81,7 @@ class Task:
 
     @classmethod
     def from_dict(cls, d: dict) -> "Task":
-        """The inverse of to_dict.
-
-        Raises:
-            TaskError: a field is unknown or impossible; .field names it.
-        """
+        """The inverse of to_dict; TaskError names a field that is unknown or impossible."""
         d = dict(d)
         unknown = sorted(set(d) - {f.name for f in fields(cls)})
         if unknown:
@@ -113,17 +100,16 @@ def _fits(pattern: str, value: object) -> bool:
     return isinstance(value, str) and re.fullmatch(pattern, value) is not None
 
 
+def _port(value: object) -> bool:  # a container port such as "80/tcp" ("80" is TCP), 1-65535
+    return _fits(r"\d+(/tcp|/udp|/sctp)?", value) and 0 < int(value.partition("/")[0]) < 65536
+
+
 def _host_port(value: object) -> bool:
     return _fits(r"\d+", str(value)) and 0 < int(value) < 65536
 
 
 def _not_a_port(ports) -> str:
     return next(f"{p!r} is not a port like '80/tcp'" for p in ports if not _port(p))
-
-
-def _port(value: object) -> bool:
-    """A container port such as "80/tcp" ("80" is TCP), numbered 1-65535."""
-    return _fits(r"\d+(/tcp|/udp|/sctp)?", value) and 0 < int(value.partition("/")[0]) < 65536
 
 
 def _bytes(value: object) -> bool:
@@ -179,7 +165,7 @@ _PARSERS = {
 
 @dataclass
 class Config:
-    """How to create the container for a task: what the Docker wrapper needs and no more."""
+    """How to create a task's container: what the Docker wrapper needs and no more."""
 
     name: str
     image: str
@@ -215,15 +201,5 @@ class Config:
     def from_task(cls, task: Task, worker: str = "") -> "Config":
         """The book's NewConfig. Labels mark the container as cube's, for its task and worker."""
         labels = {LABEL_TASK: str(task.id)} | ({LABEL_WORKER: worker} if worker else {})
-        return cls(
-            name=task.name,
-            image=task.image,
-            cpu=task.cpu,
-            memory=task.memory,
-            disk=task.disk,
-            exposed_ports=set(task.exposed_ports),
-            port_bindings=dict(task.port_bindings),
-            restart_policy=task.restart_policy,
-            cmd=list(task.cmd),
-            labels=labels,
-        )
+        shared = {f.name: copy.deepcopy(getattr(task, f.name)) for f in fields(cls) if hasattr(task, f.name)}
+        return cls(**shared, labels=labels)

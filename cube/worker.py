@@ -2,14 +2,14 @@
 stop it) off its queue, start or stop their containers, and keep its db true to what the engine says.
 
 Where cube differs from the book, and why:
-- It records the intent before it asks the engine anything, and what the engine said after: a worker
-  opened on the same db after a crash finishes what was half done (reconcile()), at most once.
+- It records the intent first and what the engine said after: a worker opened on the same db after a
+  crash finishes what was half done (reconcile()), at most once.
 - update_tasks() records what is true of each container now (cube.relist), exit code and why.
 - One task's requests go one at a time, in order, whatever `parallel` is: never two containers.
-- A stop finds the container in the db (the book's main copies its id by hand), touches only one
-  labelled for the task and worker, and leaves the task as it was if it fails (the book: COMPLETED).
-- A request no engine heard goes back to the front of the queue; an invalid one changes nothing. db
-  and queue are read-only views; listeners are told on a thread of their own; all is thread-safe.
+- A stop finds the container in the db (the book's main copies its id), touches only one labelled
+  for the task and worker, and leaves the task as it was if it fails (the book: COMPLETED).
+- A request no engine heard goes back first in the queue; an invalid one changes nothing; db and
+  queue are read-only; listeners are told on a thread of their own; all is thread-safe.
 """
 
 import copy
