@@ -4,7 +4,9 @@
 # and, while editing: make quick   ruff and the tests without a browser, nbval, a second engine
 # or SIGKILL rounds, on two processes (pytest-xdist; under a minute)
 # Both run on several processes (pytest-xdist): --dist loadgroup keeps what may not run side by side
-# in one group, in order (a notebook's cells; the second engine's tests: conftest.py). The tests
+# in one group, in order (a notebook's cells; the second engine's tests: conftest.py), and
+# --no-loadscope-reorder hands the tests out in conftest.py's order, the longest first (else xdist puts
+# the biggest groups first, and a one-test minute at the end). The tests
 # marked `alone` (they change or judge what every test shares) and, in make test, the browser tests
 # (a JupyterLab in Chromium, whose pages time out on a machine this busy) run after the rest, one
 # at a time.
@@ -30,7 +32,7 @@ lab: setup
 test: setup browser
 	$(BIN)/ruff check cube tests benchmarks conftest.py
 	$(BIN)/ruff format --check cube tests benchmarks conftest.py
-	$(BIN)/pytest -n 3 --dist loadgroup -m "not alone and not browser"
+	$(BIN)/pytest -n 3 --dist loadgroup --no-loadscope-reorder -m "not alone and not browser"
 	$(BIN)/pytest -m "alone or browser"
 
 quick: setup
