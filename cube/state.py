@@ -1,9 +1,16 @@
 """The five states of a task, the moves allowed between them (listing 4.10), and the record of a move.
 
-cube keeps listing 4.10's map (its table 4.1 and prose disagree with it and each other; notebook 01
-shows how) and adds two moves a worker that watches real containers needs: SCHEDULED -> COMPLETED, a
-container that did its work (exit 0) before anyone saw it run, and FAILED -> SCHEDULED, a failed task
-run again under the same id (as the book does in a later chapter).
+The chapter shows the transitions twice, and the two disagree: its table 4.1 lets a PENDING
+task go to FAILED, and has no SCHEDULED -> SCHEDULED, RUNNING -> RUNNING or RUNNING -> FAILED;
+its prose says SCHEDULED may go to COMPLETED. cube follows the map in listing 4.10, because that is
+the code the worker runs, and adds two moves that a worker watching real containers needs:
+
+- SCHEDULED -> COMPLETED: a container that finishes its work (exit code 0) before the worker ever
+  sees it running. Reporting RUNNING first would report a state nobody observed.
+- FAILED -> SCHEDULED: a failed task asked to run again gets a new container, under the same id.
+  The book adds the same move in a later chapter, for restarting failed tasks.
+
+Notebook 01 shows the differences.
 """
 
 import uuid

@@ -3,8 +3,9 @@
 One SQLite database: in memory when no path is given (gone with the worker, like the book's map), else
 a file that survives the worker being killed at any moment (the book's BoltDB, chapter 11). Every
 change is one transaction, committed before the worker acts on it, as Nomad's client writes its state
-file. A task's `op` is the operation under way ("start", "stop"), written before the engine is asked:
-after a crash it says what to finish. A request stays queued until its operation begins (take()).
+file (WAL mode, full sync); a file serves one worker at a time, a second gets StoreInUse at once. A
+task's `op` is the operation under way ("start", "stop"), written before the engine is asked: after a
+crash it says what to finish. A request stays queued until its operation begins (take()).
 """
 
 import json
