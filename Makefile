@@ -5,8 +5,8 @@
 # or SIGKILL rounds, on two processes (pytest-xdist; under a minute)
 # Both run on several processes (pytest-xdist): --dist loadgroup keeps what may not run side by side
 # in one group, in order (a notebook's cells; the second engine's tests: conftest.py), and
-# --no-loadscope-reorder hands the tests out in conftest.py's order, the longest first (else xdist puts
-# the biggest groups first, and a one-test minute at the end). The tests
+# --no-loadscope-reorder hands the tests out in conftest.py's order, the longest first (by default xdist
+# hands out the biggest groups first, and the SIGKILL rounds began at 92 s). The tests
 # marked `alone` (they change or judge what every test shares) and, in make test, the browser tests
 # (a JupyterLab in Chromium, whose pages time out on a machine this busy) run after the rest, one
 # at a time.
