@@ -167,16 +167,16 @@ class Docker:
     def _create(self) -> str:  # pulling the image first if the engine has none by that name
         c, about = self.config, self._about()
         args = dict(environment=c.env, labels=c.labels, name=c.name or None, ports=list(c.ports()))
-        args |= dict(host_config=c.host_config(), about=about)
+        args["host_config"] = c.host_config()
         log.info("creating a container for %s", about, extra={"at": "before create"})
         try:
-            made = self._call("create", c.image, c.cmd or None, **args)
+            made = self._call("create", c.image, c.cmd or None, **args, about=about)
         except EngineError as e:
             if not isinstance(e.__cause__, ImageNotFound):
                 raise
             log.info("image %s is not here; pulling it", c.image)
             self._call("pull", c.image, about=about)
-            made = self._call("create", c.image, c.cmd or None, **args)
+            made = self._call("create", c.image, c.cmd or None, **args, about=about)
         log.info("created container %s for %s", made["Id"][:12], about, extra={"at": "after create"})
         return made["Id"]
 

@@ -212,7 +212,8 @@ _SIGNALS = {1: "SIGHUP", 2: "SIGINT", 6: "SIGABRT", 9: "SIGKILL", 15: "SIGTERM"}
 
 
 def _ipv4_first(bindings: list[tuple[str, str | int]]) -> int:
-    """A published port's IPv4 host port: Docker may publish on 0.0.0.0 and :: with two different."""
+    """The host port of a published port: its IPv4 binding's. Docker may publish one port twice,
+    on 0.0.0.0 and on ::, with two different host ports."""
     return int(sorted(bindings, key=lambda b: ":" in b[0])[0][1])  # stable: IPv4 addresses first
 
 
