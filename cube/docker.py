@@ -94,7 +94,7 @@ class Docker:
         return DockerResult(None, "start", container_id, "success", seen.host_ports, seen)
 
     def stop(self, container_id: str) -> DockerResult:
-        """Stop and remove the container, if labelled for this task and worker; one gone is stopped."""
+        """Stop and remove the container, if labelled for this task and worker; one that exited is removed."""
         if not container_id:
             return DockerResult(error="no container id given: there is nothing to stop", action="stop")
         done = DockerResult(action="stop", container_id=container_id, result="success")
@@ -107,9 +107,14 @@ class Docker:
                 done.error = f"container {container_id[:12]} is not labelled {', '.join(wrong)}: cube stops "
                 done.error += "only the containers it made for this task and worker, and left it alone"
                 return done
-            self._call("stop", container_id, timeout=STOP_TIMEOUT)
-            done.observed = self.inspect(container_id)
+            if seen.ended:  # it exited by itself before the stop: what it did is the truth to record
+                done.observed, done.result = seen, "it had already exited"
+            else:
+                log.info("stopping container %s of %s", container_id[:12], self._about())
+                self._call("stop", container_id, timeout=STOP_TIMEOUT)
+                done.observed = self.inspect(container_id)
             self.remove(container_id)
+            log.info("stopped and removed container %s", container_id[:12])
         except EngineError as e:
             if e.status not in (404, 409):
                 return DockerResult(str(e), "stop", container_id, unreachable=e.unreachable)

@@ -10,7 +10,7 @@ import time
 
 import docker
 import pytest
-from helpers import mine, page
+from helpers import eventually, mine, page
 
 from cube import LABEL_TASK, LABEL_WORKER, State, Task, Worker, valid_state_transition
 
@@ -256,6 +256,25 @@ def test_a_container_removed_behind_the_workers_back_counts_as_stopped(worker, c
     result = worker.run_task()
     assert result.error is None
     assert worker.db[t.id].state is State.COMPLETED
+
+
+def test_a_stop_of_a_container_that_already_failed_records_its_exit_code_not_a_stop(
+    worker, client, demo_image
+):
+    t = Task(image=demo_image, state=State.SCHEDULED, cmd=["sh", "-c", "sleep 0.3; exit 3"])
+    worker.add_task(t)
+    assert worker.run_task().error is None
+    container_id = worker.db[t.id].container_id
+    assert eventually(lambda: client.containers.get(container_id).status == "exited")
+
+    worker.add_task(dataclasses.replace(t, state=State.COMPLETED))  # nobody looked since it started
+    result = worker.run_task()
+    assert (result.error, result.result) == (None, "it had already exited")
+    done = worker.db[t.id]
+    assert (done.state, done.exit_code) == (State.FAILED, 3)
+    assert done.reason == "its container exited with code 3, before the stop"
+    assert [(c.src, c.dst) for c in worker.history(t.id)][-1] == (State.RUNNING, State.FAILED)
+    assert mine(client, task=str(t.id)) == [], "its container is removed all the same"
 
 
 def test_a_stop_that_cannot_reach_the_engine_leaves_the_task_running(worker, client, no_engine, demo_image):
