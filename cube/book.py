@@ -1,4 +1,4 @@
-"""The book's worker, runnable: listings 4.3 to 4.12 in Python, line for line, flaws included.
+"""The book's worker, runnable: listings 4.3 to 4.12 in Python, listing by listing, flaws included.
 
 `Skeleton` is where the chapter starts (listings 4.3 and 4.4): a name, a queue, a db and a task
 count, and three methods that only say what they will do. `Worker` fills it in as the chapter

@@ -121,7 +121,7 @@ def fill_in(notebook: dict, number: int) -> int:
 LEFT_OUT = {
     "04": (("results",), 3),  # one spec for three workers: 20 s of spec runs, a table and a plot
     # the spec's agent rows for three workers (8 s), and the crash lab: 20 s of crashes and drifts
-    "05": (("agent_rows", "lab_workers", "OUTCOMES"), 5),
+    "05": (("agent_rows", "lab_workers", "first_look"), 5),
     "07": (("samples",), 2),  # the load plot: 14 s of four threads hammering a web server, its medians
 }
 

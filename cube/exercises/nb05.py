@@ -320,8 +320,9 @@ q5 = Exercise(
 
 CRASHES = ("before create", "after create", "after start", "after the record")
 DRIFTS = ("exit 0", "exit 3", "kill", "rm", "restart", "pause")
-# What the worker records: after a crash at each point of a job's start (the job, sh -c "sleep 1;
-# exit 3", has ended by the time the next worker reconciles), and after each drift.
+# What the worker records at its first look: after a crash at each point of a job's start, as the next
+# worker reconciles (the job, sh -c "sleep 1; exit 3", has ended if it ran before the crash), and after
+# each drift, at the next update_tasks().
 OUTCOMES = {
     "before create": (State.RUNNING, "no container was made: the next worker starts the job, once"),
     "after create": (State.RUNNING, "the container never started: it is replaced, and the job starts once"),
@@ -366,8 +367,9 @@ def _nudge(case: str) -> str:
 
 q6 = Exercise(
     name="5.6",
-    question="Predict what the worker records in each case of the crash lab: after a crash at each point "
-    "of a job's start, and after each drift. Answer a dict from each case to a State.",
+    question="Predict what the worker records in each case of the crash lab when it first looks: after a "
+    "crash at each point of a job's start, as the next worker reconciles; after each drift, at the next "
+    "update_tasks(). Answer a dict from each case to a State.",
     judge=_judge_predictions,
     hint_text="for a crash: did the job run while no worker was alive? For a drift: is the container "
     "still there and running, and if it ended, with which exit code?",
