@@ -107,8 +107,8 @@ class Docker:
                 done.error = f"container {container_id[:12]} is not labelled {', '.join(wrong)}: cube stops "
                 done.error += "only the containers it made for this task and worker, and left it alone"
                 return done
-            if seen.ended:  # it exited by itself before the stop: what it did is the truth to record
-                done.observed, done.result = seen, "it had already exited"
+            if seen.ended:  # it exited by itself (or by a stop a worker that died sent): say how
+                done.observed, done.result = seen, f"it had already {describe_exit(seen)}"
             else:
                 log.info("stopping container %s of %s", container_id[:12], self._about())
                 self._call("stop", container_id, timeout=STOP_TIMEOUT)

@@ -160,12 +160,9 @@ def started(task: Task, result: DockerResult) -> Task:
 
 
 def stopped(task: Task, result: DockerResult) -> Task:
-    """The task after a stop it was asked for succeeded: COMPLETED; but if its container had exited by
-    itself before, as it ended (FAILED for a code other than 0), with its exit code."""
-    if result.result == "it had already exited":
-        ended = observed(replace(task, state=State.RUNNING), result.observed)
-        return replace(ended, reason=f"{ended.reason}, before the stop")
-    done = replace(task, state=State.COMPLETED, finish_time=datetime.now(UTC))
+    """The task after a stop it was asked for succeeded: COMPLETED, when its container ended."""
+    ended = result.observed and result.observed.finished_at
+    done = replace(task, state=State.COMPLETED, finish_time=ended or datetime.now(UTC))
     done.exit_code = result.observed.exit_code if result.observed else None
     done.reason = "stopped on request" + ("" if result.result == "success" else f" ({result.result})")
     return done

@@ -117,16 +117,9 @@ def test_a_stop_that_was_asked_for_is_completed_whatever_the_exit_code(running):
         None,
         "stopped on request (already gone)",
     )
-
-
-def test_a_stop_of_a_container_that_had_exited_records_how_it_ended_from_made_up_results(running):
-    said = "it had already exited"
-    failed = stopped(running, DockerResult(action="stop", result=said, observed=seen("exited", exit_code=3)))
-    assert (failed.state, failed.exit_code) == (State.FAILED, 3)
-    assert failed.reason == "its container exited with code 3, before the stop"
-    done = stopped(running, DockerResult(action="stop", result=said, observed=seen("exited", exit_code=0)))
-    assert (done.state, done.exit_code, done.reason) == (
-        State.COMPLETED,
-        0,
-        "its container exited with code 0, before the stop",
+    said = "it had already exited with code 3"  # Docker.stop found it exited by itself: its code, its time
+    exited = stopped(
+        running, DockerResult(result=said, observed=seen("exited", exit_code=3, finished_at=NOW))
     )
+    assert (exited.state, exited.exit_code, exited.finish_time) == (State.COMPLETED, 3, NOW)
+    assert exited.reason == f"stopped on request ({said})"

@@ -258,7 +258,7 @@ def test_a_container_removed_behind_the_workers_back_counts_as_stopped(worker, c
     assert worker.db[t.id].state is State.COMPLETED
 
 
-def test_a_stop_of_a_container_that_already_failed_records_its_exit_code_not_a_stop(
+def test_a_stop_of_a_container_that_already_failed_says_so_and_keeps_its_exit_code(
     worker, client, demo_image
 ):
     t = Task(image=demo_image, state=State.SCHEDULED, cmd=["sh", "-c", "sleep 0.3; exit 3"])
@@ -266,14 +266,15 @@ def test_a_stop_of_a_container_that_already_failed_records_its_exit_code_not_a_s
     assert worker.run_task().error is None
     container_id = worker.db[t.id].container_id
     assert eventually(lambda: client.containers.get(container_id).status == "exited")
+    finished = client.api.inspect_container(container_id)["State"]["FinishedAt"]
 
     worker.add_task(dataclasses.replace(t, state=State.COMPLETED))  # nobody looked since it started
     result = worker.run_task()
-    assert (result.error, result.result) == (None, "it had already exited")
+    assert (result.error, result.result) == (None, "it had already exited with code 3")
     done = worker.db[t.id]
-    assert (done.state, done.exit_code) == (State.FAILED, 3)
-    assert done.reason == "its container exited with code 3, before the stop"
-    assert [(c.src, c.dst) for c in worker.history(t.id)][-1] == (State.RUNNING, State.FAILED)
+    assert (done.state, done.exit_code) == (State.COMPLETED, 3), "asked to stop: COMPLETED, with its code"
+    assert done.reason == "stopped on request (it had already exited with code 3)"
+    assert done.finish_time.isoformat()[:19] == finished[:19], "when it ended, not when it was asked"
     assert mine(client, task=str(t.id)) == [], "its container is removed all the same"
 
 
