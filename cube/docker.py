@@ -104,9 +104,9 @@ class Docker:
                 done.result = self._until_gone(container_id)
                 return done
             if wrong := [f"{k}={v}" for k, v in self.config.labels.items() if seen.labels.get(k) != v]:
-                done.error = f"container {container_id[:12]} is not labelled {', '.join(wrong)}: cube stops "
-                done.error += "only the containers it made for this task and worker, and left it alone"
-                return done
+                why = f"container {container_id[:12]} is not labelled {', '.join(wrong)}: cube stops only "
+                why += "the containers it made for this task and worker, and left it alone"
+                return DockerResult(why, "stop", container_id)  # no result: nothing was stopped
             if seen.ended:  # it exited by itself (or by a stop a worker that died sent): say how
                 done.observed, done.result = seen, f"it had already {describe_exit(seen)}"
             else:

@@ -44,7 +44,8 @@ q1 = Exercise(
     question="Make a SCHEDULED Task named 'web-1' for the demo image, with 64 MiB of memory and port "
     "80/tcp exposed.",
     judge=_judge_task,
-    hint_text="memory is a whole number of bytes, and exposed_ports a set of strings like '80/tcp'",
+    hint_text="state=State.SCHEDULED; memory is a whole number of bytes, and exposed_ports a set of strings "
+    "like '80/tcp'",
     solution_code="""answer = Task(name="web-1", image=cube.DEMO_IMAGE, state=State.SCHEDULED,
               memory=64 * 2**20, exposed_ports={"80/tcp"})""",
     praise="a SCHEDULED task: a worker given it would start it.",

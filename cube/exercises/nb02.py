@@ -102,12 +102,13 @@ q2 = Exercise(
     question="Run the demo web server with a memory limit of 64 MiB through Docker(config).run(), and "
     "pass the DockerResult.",
     judge=_judge_limited,
-    hint_text="give the Task memory=64 * 2**20, turn it into a Config with Config.from_task(task, "
-    "worker=WORKER), then Docker(config).run()",
+    hint_text="make a new Task (no name: nb02-web is taken) with memory=64 * 2**20, turn it into a Config "
+    "with Config.from_task(limited, worker=WORKER), then call run() on a Docker of that Config",
     solution_code="""limited = Task(image=cube.DEMO_IMAGE, state=State.SCHEDULED, memory=64 * 2**20)
 answer = Docker(Config.from_task(limited, worker=WORKER)).run()""",
-    praise="the engine holds the container to 64 MiB (HostConfig.Memory). Stop it with "
-    "Docker(config).stop(answer.container_id), or let the clean-up cell remove it.",
+    praise="the engine holds the container to 64 MiB (HostConfig.Memory). Stop it with a Docker of its own "
+    "Config, Docker(Config.from_task(limited, worker=WORKER)).stop(answer.container_id), or let the "
+    "clean-up cell remove it.",
     wrong=[
         DockerResult(error="could not start task 'x': the Docker engine said: no", action="start"),
         DockerResult(action="start", container_id="0" * 64, result="success"),

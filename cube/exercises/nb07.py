@@ -124,7 +124,7 @@ def _judge_percent(answer) -> str | None:
         if got == right:
             continue
         if got == used // total * 100:
-            return "that is the book's order: used // total is 0 whenever used < total; multiply by 100 first"
+            return "that divides first: used // total is 0 whenever used < total; multiply by 100 first"
         if got == int(100 * used / total) and got != right:
             return (
                 f"percent({used}, {total}) gives {got}, not {right}: a float cannot hold that many digits, "
@@ -166,7 +166,7 @@ q3 = Exercise(
     question="Write percent(used, total) with whole numbers only, as Go would compute it, that gives the "
     "whole per cent, dropping the fraction: percent(3, 8) is 37. Then answer = percent.",
     judge=_judge_percent,
-    hint_text="the book divides first and loses everything; what if 100 multiplies before the division?",
+    hint_text="dividing first loses everything; what if 100 multiplies before the division?",
     solution_code="""def percent(used, total):
     return 100 * used // total
 
@@ -202,7 +202,8 @@ q4 = Exercise(
     question="FRAME is a made-up frame of the engine's stats stream. What cpu_percent does cube give "
     "the container?",
     judge=_judge_container_cpu,
-    hint_text="do what the cell above does by hand: two differences, a division, and the number of CPUs",
+    hint_text="do what the cell that read one frame by hand did: two differences, a division, and the "
+    "number of CPUs",
     solution_code="""now, before = FRAME["cpu_stats"], FRAME["precpu_stats"]
 used = now["cpu_usage"]["total_usage"] - before["cpu_usage"]["total_usage"]
 elapsed = now["system_cpu_usage"] - before["system_cpu_usage"]
