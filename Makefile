@@ -13,6 +13,9 @@
 # Each step is safe to repeat; a step that is already done costs a second or two.
 
 PYTHON ?= python3
+# Let Python keep compiled files (in __pycache__, ignored by git) even where the environment says not
+# to (PYTHONDONTWRITEBYTECODE): else every pytest process rewrites every test module's asserts anew.
+unexport PYTHONDONTWRITEBYTECODE
 VENV := .venv
 BIN := $(VENV)/bin
 ROOT_FLAG := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
