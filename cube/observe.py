@@ -164,7 +164,7 @@ def stopped(task: Task, result: DockerResult) -> Task:
     ended = result.observed and result.observed.finished_at
     done = replace(task, state=State.COMPLETED, finish_time=ended or datetime.now(UTC))
     done.exit_code = result.observed.exit_code if result.observed else None
-    done.reason = "stopped on request" + ("" if result.result == "success" else f" ({result.result})")
+    done.reason = "stopped on request" + ("" if result.result == "success" else f": {result.result}")
     return done
 
 

@@ -115,11 +115,11 @@ def test_a_stop_that_was_asked_for_is_completed_whatever_the_exit_code(running):
     assert (gone.state, gone.exit_code, gone.reason) == (
         State.COMPLETED,
         None,
-        "stopped on request (already gone)",
+        "stopped on request: already gone",
     )
     said = "it had already exited with code 3"  # Docker.stop found it exited by itself: its code, its time
     exited = stopped(
         running, DockerResult(result=said, observed=seen("exited", exit_code=3, finished_at=NOW))
     )
     assert (exited.state, exited.exit_code, exited.finish_time) == (State.COMPLETED, 3, NOW)
-    assert exited.reason == f"stopped on request ({said})"
+    assert exited.reason == f"stopped on request: {said}"

@@ -273,7 +273,7 @@ def test_a_stop_of_a_container_that_already_failed_says_so_and_keeps_its_exit_co
     assert (result.error, result.result) == (None, "it had already exited with code 3")
     done = worker.db[t.id]
     assert (done.state, done.exit_code) == (State.COMPLETED, 3), "asked to stop: COMPLETED, with its code"
-    assert done.reason == "stopped on request (it had already exited with code 3)"
+    assert done.reason == "stopped on request: it had already exited with code 3"
     assert done.finish_time.isoformat()[:19] == finished[:19], "when it ended, not when it was asked"
     assert mine(client, task=str(t.id)) == [], "its container is removed all the same"
 
