@@ -94,14 +94,14 @@ class Worker(Skeleton):
 
     def add_task(self, t: Task) -> None:
         """Listing 4.8."""
-        self.queue.append(copy.copy(t))
+        self.queue.append(copy.copy(t))  # flaw: task_count is never counted
 
     def run_task(self) -> DockerResult:
         """Listing 4.12."""
         if not self.queue:
             log.info("No tasks in the queue")
             return DockerResult(error=None)
-        task_queued = self.queue.popleft()
+        task_queued = self.queue.popleft()  # flaw: nothing is locked: two threads, one task
 
         task_persisted = self.db.get(task_queued.id)
         if task_persisted is None:
@@ -144,7 +144,7 @@ class Worker(Skeleton):
         config = Config.from_task(t, self.name)
         d = Docker(config, self.client)
 
-        result = d.stop(t.container_id)
+        result = d.stop(t.container_id)  # flaw: the id the caller copied into t, if it did (listing 4.13)
         if result.error:
             log.info("Error stopping container %s: %s", t.container_id, result.error)
         t.finish_time = datetime.now(UTC)
