@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import Iterator
 from contextlib import suppress
+from dataclasses import replace
 
 import docker
 import requests
@@ -67,60 +68,44 @@ class Docker:
         self.config = config
         self.client = client
 
-    def run(self, adopt: bool = False) -> DockerResult:
+    def run(self, adopt: bool = False, keep: bool = False) -> DockerResult:
         """Create and start the container: a success once its command runs, or if it exited 0 at once;
-        else removed, its exit code in the error. adopt: first adopt an earlier attempt's (_adopt)."""
-        container_id = ""
+        else removed, its exit code in the error. adopt: first adopt an earlier attempt's (_adopt). keep:
+        leave a container that ended, or that a call no engine answered may have started, for the caller
+        to remove once it has recorded it (a worker must: removed first, a crash would run it again)."""
+        container_id, how = "", "success"
         try:
-            if adopt and (adopted := self._adopt()):
-                return adopted
-            container_id = self._create()
-            self._call("start", container_id)
-            log.info("started container %s", container_id[:12], extra={"at": "after start"})
-            seen = self._settle(container_id)
+            if adopt and (seen := self._adopt()):
+                container_id, how = seen.container_id, "adopted"
+            else:
+                container_id = self._create()
+                self._call("start", container_id)
+                log.info("started container %s", container_id[:12], extra={"at": "after start"})
+                seen = self._settle(container_id)
         except EngineError as e:
-            if container_id:
+            if container_id and not (keep and e.unreachable):  # unanswered, it may run: adopt it later
                 with suppress(EngineError):
                     self.remove(container_id)  # leave nothing half-made behind
             return DockerResult(str(e), "start", container_id, unreachable=e.unreachable)
-        if seen.ended:  # what matters of it is in `seen`: a finished task keeps no container
-            output = self._last_line(container_id) if seen.exit_code != 0 else ""
+        failed = seen.ended and seen.exit_code != 0 and how != "adopted"  # 0: it did its work at once
+        output = self._last_line(container_id) if failed else ""
+        if seen.ended and not keep:  # what matters of it is in `seen`: a finished task keeps no container
             with suppress(EngineError):
                 self.remove(container_id)
-            if seen.exit_code != 0:  # 0: it did its work at once
-                why = describe_exit(seen) + (f" ({output})" if output else "")
-                error = f"could not start {self._about()}: its container {why} right after it started"
-                return DockerResult(error, "start", container_id, observed=seen)
-        return DockerResult(None, "start", container_id, "success", seen.host_ports, seen)
+        if failed:
+            why = describe_exit(seen) + (f" ({output})" if output else "")
+            error = f"could not start {self._about()}: its container {why} right after it started"
+            return DockerResult(error, "start", container_id, observed=seen)
+        return DockerResult(None, "start", container_id, how, seen.host_ports, seen)
 
     def stop(self, container_id: str) -> DockerResult:
         """Stop and remove the container, if labelled for this task and worker; one that exited is removed."""
         if not container_id:
             return DockerResult(error="no container id given: there is nothing to stop", action="stop")
-        done = DockerResult(action="stop", container_id=container_id, result="success")
         try:
-            seen = self.inspect(container_id)
-            if seen.status in ("removing", GONE):  # someone (a worker that died, say) removes it
-                done.result = self._until_gone(container_id)
-                return done
-            if wrong := [f"{k}={v}" for k, v in self.config.labels.items() if seen.labels.get(k) != v]:
-                why = f"container {container_id[:12]} is not labelled {', '.join(wrong)}: cube stops only "
-                why += "the containers it made for this task and worker, and left it alone"
-                return DockerResult(why, "stop", container_id)  # no result: nothing was stopped
-            if seen.ended:  # it exited by itself (or by a stop a worker that died sent): say how
-                done.observed, done.result = seen, f"it had already {describe_exit(seen)}"
-            else:
-                log.info("stopping container %s of %s", container_id[:12], self._about())
-                self._call("stop", container_id, timeout=STOP_TIMEOUT)
-                done.observed = self.inspect(container_id)
-            self.remove(container_id)
-            log.info("stopped and removed container %s", container_id[:12])
+            return self._stop(container_id)
         except EngineError as e:
-            if e.status not in (404, 409):
-                return DockerResult(str(e), "stop", container_id, unreachable=e.unreachable)
-            # removed by someone else meanwhile (404), or being removed by someone else now (409)
-            done.result = "already gone" if e.status == 404 else self._until_gone(container_id)
-        return done
+            return DockerResult(str(e), "stop", container_id, unreachable=e.unreachable)
 
     def inspect(self, container_id: str) -> Observed:
         """What the engine says of the container now; status "gone" if it has none by that id."""
@@ -139,15 +124,6 @@ class Docker:
 
     def kill(self, container_id: str, signal: str = "SIGKILL") -> None:
         self._call("kill", container_id, signal=signal)
-
-    def pause(self, container_id: str) -> None:
-        self._call("pause", container_id)
-
-    def unpause(self, container_id: str) -> None:
-        self._call("unpause", container_id)
-
-    def restart(self, container_id: str, timeout: int = 1) -> None:
-        self._call("restart", container_id, timeout=timeout)
 
     def stats(self, container_id: str) -> Iterator[dict]:
         yield from self._stream("stats", container_id, stream=True, decode=True)
@@ -185,21 +161,44 @@ class Docker:
         log.info("created container %s for %s", made["Id"][:12], about, extra={"at": "after create"})
         return made["Id"]
 
-    def _adopt(self) -> DockerResult | None:
-        """Adopt a container of this config that runs, or ran (then removed: a finished task has none);
-        remove those that never started. Each is inspected, not judged by the list: the engine answers
-        an inspect only once a start under way has ended, so one a worker sent as it died counts."""
+    def _stop(self, container_id: str) -> DockerResult:
+        done, seen = DockerResult(None, "stop", container_id, "success"), self.inspect(container_id)
+        if seen.status in ("removing", GONE):  # someone (a worker that died, say) removes it
+            return replace(done, result=self._until_gone(container_id))
+        if wrong := [f"{k}={v}" for k, v in self.config.labels.items() if seen.labels.get(k) != v]:
+            why = f"container {container_id[:12]} is not labelled {', '.join(wrong)}: cube stops only "
+            why += "the containers it made for this task and worker, and left it alone"
+            return DockerResult(why, "stop", container_id)  # no result: nothing was stopped
+        try:
+            if seen.ended:  # it exited by itself (or by a stop a worker that died sent): say how
+                done.observed, done.result = seen, f"it had already {describe_exit(seen)}"
+            else:
+                log.info("stopping container %s of %s", container_id[:12], self._about())
+                self._call("stop", container_id, timeout=STOP_TIMEOUT)
+                done.observed = self.inspect(container_id)
+            self.remove(container_id)
+            log.info("stopped and removed container %s", container_id[:12])
+        except EngineError as e:
+            if e.status not in (404, 409):
+                raise
+            # removed by someone else meanwhile (404), or being removed by someone else now (409)
+            done.result = "already gone" if e.status == 404 else self._until_gone(container_id)
+        return done
+
+    def _adopt(self) -> Observed | None:
+        """The container of this config that runs, or ran; those that never started are removed. Each is
+        inspected, not judged by the list: the engine answers an inspect only once a start under way has
+        ended, so one a worker sent as it died counts."""
         found = [self.inspect(s.container_id) for s in self.containers(self.config.labels)]
         seen = min(
             (s for s in found if s.started_at and s.status != GONE), key=lambda s: s.ended, default=None
         )
         for other in found:
-            if other.status != GONE and (other is not seen or seen.ended):
+            if other.status != GONE and other is not seen:
                 self.remove(other.container_id)
-        if seen is None:
-            return None
-        log.info("adopted container %s of %s: %s", seen.container_id[:12], self._about(), seen.status)
-        return DockerResult(None, "start", seen.container_id, "adopted", seen.host_ports, seen)
+        if seen:
+            log.info("adopted container %s of %s: %s", seen.container_id[:12], self._about(), seen.status)
+        return seen
 
     def _settle(self, container_id: str) -> Observed:
         """Wait until the command runs beside init, or the container stops; then inspect it."""
@@ -279,7 +278,8 @@ _VERBS = {"list": "list the containers of", "version": "ask the version of", "im
 
 
 def _silence(error: BaseException | None) -> str:
-    """Why no engine answered (refused, reset, timed out: nothing was decided), in words; "" if one did."""
+    """Why no engine answered (refused, reset, timed out), in words; "" if one did. Not answered is not
+    refused: the engine may have carried out what it was asked."""
     why = ""
     while error is not None:  # docker.from_env() wraps what requests raised
         if isinstance(error, requests.Timeout):

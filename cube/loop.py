@@ -24,6 +24,8 @@ class Loop:
     """Calls only a cube.Worker's thread-safe public methods: run_task() and update_tasks()."""
 
     def __init__(self, worker, parallel: int) -> None:
+        if isinstance(parallel, bool) or not isinstance(parallel, int) or parallel < 1:
+            raise ValueError(f"parallel: must be a whole number >= 1, got {parallel!r}")
         self.worker, self.parallel = worker, parallel
         self._stopping = threading.Event()
         self._ready = threading.Condition()  # told when a request may have become ready
@@ -35,16 +37,17 @@ class Loop:
         return bool(self._threads) and not self._stopping.is_set()
 
     def start(self) -> None:
-        if self._threads:
+        if self.running:
             return
-        self._stopping.clear()
+        # New threads get a new event: one that a stop left busy still ends once its operation is done.
+        self._stopping = stopping = threading.Event()
         name = f"cube-{self.worker.name}"
-        self._threads = [
-            threading.Thread(target=self._take, name=f"{name}-{i}") for i in range(self.parallel)
+        jobs = {f"{name}-{i}": self._take for i in range(self.parallel)} | {f"{name}-observer": self._observe}
+        self._threads = [  # daemon: a forgotten loop must not keep Python from exiting
+            threading.Thread(target=job, args=(stopping,), name=title, daemon=True)
+            for title, job in jobs.items()
         ]
-        self._threads.append(threading.Thread(target=self._observe, name=f"{name}-observer"))
         for thread in self._threads:
-            thread.daemon = True  # a forgotten loop must not keep Python from exiting
             thread.start()
 
     def stop(self, timeout: float) -> None:
@@ -63,21 +66,28 @@ class Loop:
             self._pokes += 1
             self._ready.notify_all()
 
-    def _take(self) -> None:
-        while not self._stopping.is_set():
+    def _take(self, stopping: threading.Event) -> None:
+        while not stopping.is_set():
             with self._ready:
                 pokes = self._pokes
-            result = self.worker.run_task()
+            try:
+                result = self.worker.run_task()
+            except Exception:  # noqa: BLE001 - a thread that died would leave its requests unserved
+                log.exception("worker %s failed to run a request", self.worker.name)
+                stopping.wait(RETRY_SECONDS)  # then try again
+                continue
             if result.unreachable:
-                self._stopping.wait(RETRY_SECONDS)
+                stopping.wait(RETRY_SECONDS)
+            elif result.action == "none" and result.error:  # a request taken and dropped: say so
+                log.warning("worker %s: %s", self.worker.name, result.error)
             elif result.action == "none" and not result.error:  # nothing ready: sleep until poked
                 with self._ready:
                     self._ready.wait_for(
-                        lambda p=pokes: self._pokes != p or self._stopping.is_set(), OBSERVE_SECONDS
+                        lambda p=pokes: self._pokes != p or stopping.is_set(), OBSERVE_SECONDS
                     )
 
-    def _observe(self) -> None:
-        while not self._stopping.wait(OBSERVE_SECONDS):
+    def _observe(self, stopping: threading.Event) -> None:
+        while not stopping.wait(OBSERVE_SECONDS):
             try:
                 self.worker.update_tasks()
             except Exception:  # noqa: BLE001 - the observer must outlive any one bad round

@@ -37,26 +37,40 @@ class StoreInUse(RuntimeError):
     """Another worker (in this process or another) has the database file open."""
 
 
+class StoreClosed(RuntimeError):
+    """The worker was closed (worker.close()): its store answers nothing more."""
+
+
 class Store:
     """A worker's tasks, queue and history, in SQLite (path None: in memory). Thread-safe.
 
     on_change is told of each move saved and each request queued, in order, in the transaction.
 
     Raises:
-        StoreInUse: another worker has the file open. ValueError: it is another worker's file.
+        StoreInUse: another worker has the file open. ValueError: it is another worker's file, or
+            not a file SQLite can open as a database.
     """
 
     def __init__(
         self, path: str | None, worker: str, on_change: Callable[[Transition], None] | None = None
     ) -> None:
-        self.path, self.on_change = path, on_change or (lambda change: None)
-        self._lock = threading.RLock()
+        self.path, self.worker, self.on_change = path, worker, on_change or (lambda change: None)
+        self._lock, self._closed = threading.RLock(), False
         self._depth = 0
         self._out: dict[uuid.UUID, tuple[int, Task]] = {}  # requests handed out by dequeue(): seq, request
-        # isolation_level=None: transactions are begun and ended by transaction() only.
-        self._db = sqlite3.connect(path or ":memory:", check_same_thread=False, isolation_level=None)
+        try:  # isolation_level=None: transactions are begun and ended by transaction() only
+            self._db = sqlite3.connect(path or ":memory:", check_same_thread=False, isolation_level=None)
+        except sqlite3.Error as e:
+            raise ValueError(
+                f"{path} cannot be opened as a worker's db ({e}): give a file in a folder that exists"
+            ) from None
         try:
             self._open(worker)
+        except sqlite3.DatabaseError as e:  # not StoreInUse: another error while reading the file
+            self._db.close()
+            raise ValueError(
+                f"{path} cannot be read as a worker's db ({e}): give a new file or a cube db"
+            ) from None
         except BaseException:
             self._db.close()
             raise
@@ -90,6 +104,7 @@ class Store:
     def close(self) -> None:
         """Release the file (and its lock). The store cannot be used afterwards."""
         with self._lock:
+            self._closed = True
             self._db.close()
 
     @contextmanager
@@ -97,7 +112,7 @@ class Store:
         """Hold the store, and commit all done inside at the end, or nothing; only the outermost commits."""
         with self._lock:
             if self._depth == 0:
-                self._db.execute("BEGIN IMMEDIATE")
+                self._open_or_refuse().execute("BEGIN IMMEDIATE")
             self._depth += 1
             try:
                 yield
@@ -161,7 +176,7 @@ class Store:
     def enqueue(self, task: Task, front: bool = False) -> None:
         """Add a request at the back of the queue (or at its front, to try it again first)."""
         with self.transaction():
-            seq = (self._one("SELECT MIN(seq) FROM queue")[0] or 1) - 1 if front else None
+            seq = self._one("SELECT COALESCE(MIN(seq), 1) - 1 FROM queue")[0] if front else None
             self._db.execute(
                 "INSERT INTO queue (seq, task_id, body) VALUES (?, ?, ?)",
                 (seq, str(task.id), json.dumps(task.to_dict())),
@@ -227,11 +242,17 @@ class Store:
 
     def _one(self, sql: str, *args) -> tuple | None:
         with self._lock:
-            return self._db.execute(sql, args).fetchone()
+            return self._open_or_refuse().execute(sql, args).fetchone()
 
     def _all(self, sql: str, *args) -> list[tuple]:
         with self._lock:
-            return self._db.execute(sql, args).fetchall()
+            return self._open_or_refuse().execute(sql, args).fetchall()
+
+    def _open_or_refuse(self) -> sqlite3.Connection:
+        if self._closed:
+            where = f"; its tasks are kept in {self.path}" if self.path else ""
+            raise StoreClosed(f"worker {self.worker} is closed: make a new Worker to go on{where}")
+        return self._db
 
 
 class Records(Mapping):

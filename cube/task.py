@@ -96,8 +96,12 @@ class Task:
         return cls(**d)
 
 
-def _fits(pattern: str, value: object) -> bool:
-    return isinstance(value, str) and re.fullmatch(pattern, value) is not None
+def _fits(pattern: str, value: object) -> bool:  # ASCII: \d would let "٨٠" through as 80
+    return isinstance(value, str) and re.fullmatch(pattern, value, re.ASCII) is not None
+
+
+def _text(value: object) -> bool:  # a string JSON and the engine can carry: no lone surrogate
+    return isinstance(value, str) and not re.search("[\ud800-\udfff]", value)
 
 
 def _port(value: object) -> bool:  # a container port such as "80/tcp" ("80" is TCP), 1-65535
@@ -132,16 +136,17 @@ RULES: list[tuple[str, Callable[[object], bool], str | Callable[[object], str]]]
     ("id", lambda v: isinstance(v, uuid.UUID), "expected a uuid.UUID, got {!r}"),
     ("state", lambda v: isinstance(v, State), "expected a cube.State such as State.SCHEDULED, got {!r}"),
     ("image", lambda v: v and isinstance(v, str), _NEEDS_IMAGE),
+    ("image", _text, "{!r} holds a lone surrogate (half of a UTF-16 pair): it cannot name an image"),
     ("name", lambda v: isinstance(v, str) and (not v or _NAME.fullmatch(v)), _NAMING),
     ("cpu", lambda v: type(v) in (int, float) and (v == 0 or MIN_CPU <= v < 1e6),
      f"must be 0 (no limit) or a number of cores from {MIN_CPU}, got {{!r}}"),
     ("memory", _bytes, "must be a whole number of bytes >= 0 (0: no limit), got {!r}"),
     ("memory", lambda v: not 0 < v < MIN_MEMORY, _LEAST_MEMORY),
     ("disk", _bytes, "must be a whole number of bytes >= 0 (0: no limit), got {!r}"),
-    ("restart_policy", lambda v: v in RESTART_POLICIES[:5] or _fits(r"on-failure:\d+", v),
+    ("restart_policy", lambda v: v in RESTART_POLICIES[:5] or _fits(r"on-failure:\d{1,9}", v),
      "{!r} is not one of " + ", ".join(map(repr, RESTART_POLICIES))),
-    ("cmd", lambda v: isinstance(v, list) and all(isinstance(a, str) for a in v),
-     "must be a list of strings such as ['sh', '-c', 'exit 3'], got {!r}"),
+    ("cmd", lambda v: isinstance(v, list) and all(map(_text, v)),
+     "must be a list of strings such as ['sh', '-c', 'exit 3'] (no lone surrogate), got {!r}"),
     ("exposed_ports", lambda v: isinstance(v, set | frozenset | list | tuple),
      "must be a set of ports like {{'80/tcp'}}, got {!r}"),
     ("exposed_ports", lambda v: all(map(_port, v)), _not_a_port),

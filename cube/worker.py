@@ -2,14 +2,14 @@
 stop it) off its queue, start or stop their containers, and keep its db true to what the engine says.
 
 Where cube differs from the book, and why:
-- It records the intent first and what the engine said after: a worker opened on the same db after a
-  crash finishes what was half done (reconcile()), at most once.
+- It records the intent, acts, then records what the engine said: a worker opened on the same db after
+  a crash finishes what was half done (reconcile()), at most once.
 - update_tasks() records what is true of each container now (cube.relist), exit code and why.
 - One task's requests go one at a time, in order, whatever `parallel` is: never two containers.
 - A stop finds the container in the db (the book's main copies its id), touches only one labelled
   for the task and worker, and leaves the task as it was if it fails (the book: COMPLETED).
-- A request no engine heard goes back first in the queue; an invalid one changes nothing; db and
-  queue are read-only; listeners are told on a thread of their own; all is thread-safe.
+- A request the engine did not answer goes back first in the queue; an invalid one changes nothing; db
+  and queue are read-only; listeners are told on a thread of their own; all is thread-safe.
 """
 
 import copy
@@ -17,10 +17,11 @@ import logging
 import threading
 import uuid
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from cube.docker import Docker, DockerClient, DockerResult, check_client
+from cube.docker import Docker, DockerClient, DockerResult, EngineError, check_client
 from cube.loop import Loop, Notifier
 from cube.observe import intent, refusal, started, stopped
 from cube.relist import relist
@@ -29,6 +30,7 @@ from cube.store import Records, Requests, Store
 from cube.task import Config, Task
 
 log = logging.getLogger(__name__)
+_ASKS_FOR_NOTHING = "asks for nothing: enqueue it as SCHEDULED to start it or COMPLETED to stop it"
 
 
 class Worker:
@@ -48,16 +50,17 @@ class Worker:
     ) -> None:
         if not isinstance(name, str) or not name:
             raise ValueError(f"name: a worker needs a name, e.g. Worker('worker-1'); got {name!r}")
-        if isinstance(parallel, bool) or not isinstance(parallel, int) or parallel < 1:
-            raise ValueError(f"parallel: must be a whole number >= 1, got {parallel!r}")
         check_client(client)
         self.name, self.parallel, self.client, self._last = name, parallel, client, None
-        self._notifier, self._loop = Notifier(name), Loop(self, parallel)
+        self._loop, self._notifier = Loop(self, parallel), Notifier(name)  # Loop checks `parallel`
         self.store = Store(db_path, name, on_change=self._notifier.tell)
         self._stale = set(self.store.busy())  # operations a worker that died left half done
         self._reconciled, self._reconciling = db_path is None, threading.Lock()
-        if not self._reconciled:
-            self.reconcile()
+        try:
+            self._reconciled or self.reconcile()
+        except BaseException:
+            self.close()  # release the db file: a worker opened again on it must not find it in use
+            raise
 
     @property
     def db(self) -> Records:
@@ -104,17 +107,15 @@ class Worker:
             return DockerResult(action="none", result=waiting or "no tasks in the queue")
         try:
             persisted = self.store.task(queued.id) or queued  # a task seen for the first time: as it comes
-            if not valid_state_transition(persisted.state, queued.state):
-                self.store.take(queued)
-                error = f"invalid transition from {persisted.state} to {queued.state} for task "
-                return DockerResult(f"{error}{queued.name or queued.id}; nothing was done", "none")
-            if queued.state is State.SCHEDULED:
-                return self.start_task(queued)
-            if queued.state is State.COMPLETED:
-                return self.stop_task(queued)
-            self.store.take(queued)
-            error = f"a task queued as {queued.state} asks for nothing: enqueue it as SCHEDULED to start it"
-            return DockerResult(f"{error} or COMPLETED to stop it", "none")
+            why = f"invalid transition from {persisted.state} to {queued.state}"
+            if valid_state_transition(persisted.state, queued.state):
+                if queued.state is State.SCHEDULED:
+                    return self.start_task(queued)
+                if queued.state is State.COMPLETED:
+                    return self.stop_task(queued)
+                why = f"a task queued as {queued.state} {_ASKS_FOR_NOTHING}"
+            self.store.take(queued)  # nothing this worker can do: it is said, and off the queue
+            return DockerResult(f"{why} for task {queued.name or queued.id}; nothing was done", "none")
         finally:
             self.store.give_back(queued)  # not taken (its start or stop was refused): it waits its turn again
 
@@ -123,15 +124,17 @@ class Worker:
         is recorded first: after a crash, the next worker finishes this start (reconcile())."""
         if unrecovered := self._unrecovered():
             return unrecovered
-        # record the intent: SCHEDULED, with its start time
-        planned, refused, resuming = self._intend(task, "start")
+        planned, refused, resuming = self._intend(task, "start")  # record the intent: SCHEDULED, its start
         if refused:
             return refused
-        result = self._docker(planned).run(adopt=resuming)  # NewConfig, NewDocker and Run, as the book
-        if result.unreachable:  # no engine heard it: nothing was decided, so ask again later
+        result = self._docker(planned).run(adopt=resuming, keep=True)  # NewConfig, NewDocker and Run
+        if result.unreachable:  # no answer: it may have started, so ask again later, and adopt it then
             return self._put_back(planned, State.SCHEDULED, result)
         done = started(planned, result)  # RUNNING in its container; FAILED; COMPLETED if it ended at once
         self._record(done, State.SCHEDULED, done.reason)  # record what the engine said
+        if result.observed and result.observed.ended:  # only now: removed first, a crash would run it again
+            with suppress(EngineError):  # else update_tasks() removes it: no task needs it
+                self._docker(done).remove(result.container_id)
         return result
 
     def stop_task(self, task: Task) -> DockerResult:
@@ -144,7 +147,7 @@ class Worker:
             return refused
         nothing = DockerResult(action="stop", result="it had no container yet")  # a start put back
         result = self._docker(known).stop(known.container_id) if known.container_id else nothing  # d.Stop
-        if result.unreachable:  # no engine heard it: nothing was decided, so ask again later
+        if result.unreachable:  # no answer: it may have stopped, so ask again later
             return self._put_back(known, State.COMPLETED, result)
         if result.error:
             log.warning("task %s was not stopped: %s", known.id, result.error)
@@ -234,8 +237,7 @@ class Worker:
         result.error += " The request stays first in the queue and will be tried again."
         return result
 
-    def _docker(self, task: Task | None = None) -> Docker:
-        """The Docker wrapper on the worker's client (if it was given none, the first wrapper's)."""
+    def _docker(self, task: Task | None = None) -> Docker:  # on the worker's client, or the first wrapper's
         self.client = self.client or (self._last and self._last.client)
         self._last = Docker(task and Config.from_task(task, self.name), self.client)
         return self._last
@@ -244,6 +246,5 @@ class Worker:
         """None once the worker has reconciled (it does so first); else why it does nothing yet."""
         if not self._reconciled:
             self.reconcile()
-        error = f"worker {self.name} cannot reach its Docker engine to recover the tasks in {self.store.path}"
-        error += ", so it does nothing yet; start the engine and try again"
+        error = f"worker {self.name} waits for its Docker engine, to recover {self.store.path}: start it"
         return None if self._reconciled else DockerResult(error, "none", unreachable=True)

@@ -8,7 +8,9 @@ decides, for each request, what happens instead:
 - "drop": the connection is closed without an answer, as when the engine dies mid-request;
 - "hang": the connection is held open and never answered, as with an engine that is stuck;
 - "conflict": a made-up 409 answer, as the engine gives to a start of a container that someone is
-  removing at that moment (a race the real engine cannot be made to lose on demand).
+  removing at that moment (a race the real engine cannot be made to lose on demand);
+- "unanswered": the real engine carries the request out, but its answer is lost (the connection is
+  reset), as when the engine is too slow to answer in time, or the network fails on the way back.
 
 Everything that is forwarded reaches the real engine, so containers made through it are real.
 """
@@ -23,7 +25,7 @@ import docker
 ENGINE_SOCKET = "/var/run/docker.sock"
 API_VERSION = "1.41"  # fixed, so that making a client asks the engine nothing
 
-Rule = Callable[[str, str], str]  # (method, path) -> "forward" | "drop" | "hang"
+Rule = Callable[[str, str], str]  # (method, path) -> "forward" | "drop" | "hang" | "unanswered"
 
 
 class FaultyEngine:
@@ -84,6 +86,11 @@ class FaultyEngine:
             with socket.socket(socket.AF_UNIX) as engine:
                 engine.connect(self.engine_socket)
                 engine.sendall(request + b"\r\n\r\n" + rest)
+                if action == "unanswered":
+                    while engine.recv(65536):  # the engine's whole answer, and then nothing of it
+                        pass
+                    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # reset
+                    return
                 upstream = threading.Thread(target=_pipe, args=(conn, engine), daemon=True)
                 upstream.start()
                 _pipe(engine, conn)

@@ -192,28 +192,11 @@ def test_an_engine_error_names_its_step_and_whether_the_engine_answered(
     assert NO_ENGINE in str(nowhere.value) and "Start Docker" in str(nowhere.value)
 
     started = Docker(Config(name="", image=demo_image, labels=labels), client).run()
-    client.api.stop(started.container_id, timeout=0)  # a container that is not running cannot be paused
+    client.api.stop(started.container_id, timeout=0)  # a container that is not running cannot be killed
     with pytest.raises(EngineError) as conflict:
-        Docker(client=client).pause(started.container_id)
-    assert (conflict.value.step, conflict.value.status) == ("pause", 409)
+        Docker(client=client).kill(started.container_id)
+    assert (conflict.value.step, conflict.value.status) == ("kill", 409)
     assert started.container_id[:12] in str(conflict.value)
-
-
-def test_pause_unpause_and_restart_drift_a_container_as_the_docker_cli_does(client, demo_image, labels):
-    d = Docker(Config(name="", image=demo_image, labels=labels), client)
-    container_id = d.run().container_id
-    d.pause(container_id)
-    assert (
-        d.inspect(container_id).status
-        == client.api.inspect_container(container_id)["State"]["Status"]
-        == "paused"
-    )
-    d.unpause(container_id)
-    assert d.inspect(container_id).status == "running"
-    before = d.inspect(container_id).started_at
-    d.restart(container_id)
-    after = d.inspect(container_id)
-    assert after.status == "running" and after.started_at > before
 
 
 def test_a_409_on_start_after_create_is_explained_as_a_refused_start_with_a_faked_engine_answer(

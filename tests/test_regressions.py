@@ -147,6 +147,65 @@ def test_an_engine_that_dies_between_create_and_start_leaves_no_container_and_no
             c.remove(force=True)
 
 
+def test_a_start_whose_answer_is_lost_keeps_its_container_and_the_retry_adopts_it_with_a_faked_reply_loss(
+    client, demo_image, task_name
+):
+    lost = []  # the first start's answer is lost on the way back: the engine did start the container
+    engine = FaultyEngine(
+        lambda method, path: (
+            "forward" if lost or not path.endswith("/start") else lost.append(1) or "unanswered"
+        )
+    )
+    w = Worker(f"test-lost-{task_name}", engine.client())
+    try:
+        t = Task(name=task_name, image=demo_image, state=State.SCHEDULED)
+        w.add_task(t)
+        first = w.run_task()
+        assert first.unreachable and "stays first in the queue" in first.error
+        (left,) = mine(client, task=str(t.id))
+        assert left.id == first.container_id and left.status == "running", "it started: it is kept"
+
+        again = w.run_task()  # the request was kept, and finds what the first attempt did
+        assert (again.error, again.result) == (None, "adopted")
+        (container,) = mine(client, task=str(t.id))
+        assert container.id == first.container_id, "the job is not started a second time"
+        assert w.db[t.id].state is State.RUNNING and w.db[t.id].container_id == container.id
+    finally:
+        w.close()
+        engine.close()
+        for c in mine(client, task=str(t.id)):
+            c.remove(force=True)
+
+
+def test_a_stop_met_by_a_conflict_then_no_answer_returns_a_result_and_keeps_the_request_with_faked_answers(
+    client, demo_image, task_name
+):
+    said = []  # a made-up 409 to the stop (as if someone removed it), then an engine that does not answer
+
+    def rule(method, path):
+        if method == "POST" and path.endswith("/stop"):
+            said.append("409")
+            return "conflict"
+        return "drop" if said else "forward"
+
+    engine = FaultyEngine(rule)
+    w = Worker(f"test-409-stop-{task_name}", engine.client())
+    try:
+        t = Task(name=task_name, image=demo_image, state=State.SCHEDULED)
+        w.add_task(t)
+        assert w.run_task().error is None
+        w.add_task(replace(t, state=State.COMPLETED))
+        result = w.run_task()  # raised an EngineError before
+        assert result.unreachable and "stays first in the queue" in result.error
+        assert w.store.busy() == {}, "the stop is over"
+        assert w.db[t.id].state is State.RUNNING and [r.state for r in w.queue] == [State.COMPLETED]
+    finally:
+        w.close()
+        engine.close()
+        for c in mine(client, task=str(t.id)):
+            c.remove(force=True)
+
+
 def test_a_new_worker_on_the_same_db_takes_over_the_containers_of_a_killed_one(client, demo_image, tmp_path):
     db, name = str(tmp_path / "w.db"), f"test-orphans-{tmp_path.name[-8:]}"
     script = (

@@ -9,7 +9,7 @@ import pytest
 
 from cube import State, Task
 from cube.state import Transition
-from cube.store import Store, StoreInUse
+from cube.store import Store, StoreClosed, StoreInUse
 
 
 @pytest.fixture
@@ -120,3 +120,27 @@ def test_ops_mark_tasks_busy_until_cleared():
     assert s.busy() == {t.id: "stop"} and s.op(t.id) == "stop"
     s.save(t)
     assert s.busy() == {} and s.op(t.id) == "" and s.op(uuid.uuid4()) == ""
+
+
+def test_requests_put_back_at_the_front_again_and_again_keep_their_order():
+    s = Store(None, "w")
+    first, second, third = (Task(image=f"i{n}") for n in range(3))
+    for t in (first, second, third):
+        s.enqueue(t, front=True)  # each one in front of the last: the seq goes 0, -1, -2
+    assert [t.image for t in s.queued()] == ["i2", "i1", "i0"]
+
+
+def test_a_closed_store_says_its_worker_is_closed_and_what_to_do():
+    s = Store(None, "w-closed")
+    s.close()
+    with pytest.raises(StoreClosed, match="worker w-closed is closed: make a new Worker"):
+        s.tasks()
+
+
+@pytest.mark.parametrize("where", ["missing folder", "not a database"])
+def test_a_file_that_cannot_be_a_db_is_refused_with_a_valueerror_that_names_it(tmp_path, where):
+    path = tmp_path / "no-such-dir" / "w.db" if where == "missing folder" else tmp_path / "notes.txt"
+    if where == "not a database":
+        path.write_text("these are notes, not a database\n" * 100)
+    with pytest.raises(ValueError, match=str(path)):
+        Store(str(path), "w")

@@ -117,6 +117,10 @@ def test_config_from_task_does_not_share_the_tasks_collections():
         ({"port_bindings": ["80/tcp"]}, "port_bindings"),
         ({"restart_policy": "on-failure:x"}, "restart_policy"),
         ({"memory": 2**63}, "memory"),
+        ({"restart_policy": "on-failure:99999999999999999999"}, "restart_policy"),  # beyond the engine's int
+        ({"exposed_ports": {"٨٠/tcp"}}, "exposed_ports"),  # Arabic-Indic digits: int() would read 80
+        ({"port_bindings": {"80/tcp": "٨٠٨٠"}}, "port_bindings"),
+        ({"cmd": ["echo", "\ud800"]}, "cmd"),  # a lone surrogate: no JSON reply, no engine could carry it
     ],
     ids=lambda v: repr(v) if isinstance(v, dict) else v,
 )
@@ -142,6 +146,7 @@ def test_the_smallest_limits_docker_takes_are_accepted():
         (lambda: Task(image="img", port_bindings={"80/tcp": "70000"}), "port_bindings"),
         (lambda: Task.from_dict({"image": "img", "state": "RUNNIG"}), "state"),
         (lambda: Task.from_dict({"image": "img", "priority": 1}), "priority"),
+        (lambda: Task(image="alpine\udc00"), "image"),  # a lone surrogate
     ],
 )
 def test_a_refused_value_raises_a_task_error_whose_field_names_it(build, field):

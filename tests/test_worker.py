@@ -374,3 +374,74 @@ def test_a_task_that_finishes_at_once_keeps_no_container(worker, client, demo_im
     worker.run_task()
     assert (worker.db[t.id].state, worker.db[t.id].exit_code) == (State.COMPLETED, 0)
     assert mine(client, task=str(t.id)) == [], "a finished task keeps no container"
+
+
+class FakeCrash(BaseException):
+    """Stands for SIGKILL at one exact point, which no real signal can hit on demand."""
+
+
+@pytest.mark.parametrize("cmd, code", [(["true"], 0), (["sh", "-c", "exit 3"], 3)])
+def test_a_job_that_ended_before_a_fake_crash_cut_its_record_short_is_adopted_not_run_again(
+    client, demo_image, tmp_path, monkeypatch, cmd, code
+):
+    name, path = f"test-once-{code}-{time.monotonic_ns() % 10**8}", str(tmp_path / "w.db")
+    t = Task(image=demo_image, state=State.SCHEDULED, cmd=cmd)
+    first = Worker(name, client, db_path=path)
+    real_save = first.store.save
+
+    def save_then_crash(task, op="", transition=None):
+        if transition and transition.dst in (State.COMPLETED, State.FAILED):
+            raise FakeCrash  # the engine has run the job; the worker dies before it records how it ended
+        real_save(task, op, transition)
+
+    monkeypatch.setattr(first.store, "save", save_then_crash)
+    first.add_task(t)
+    with pytest.raises(FakeCrash):
+        first.run_task()
+    first.store.close()  # what the kernel does for a process that died: the db file is free again
+    try:
+        (left,) = mine(client, task=str(t.id))  # it ran, and is kept until its end is recorded
+        assert left.status == "exited"
+        survivor = Worker(name, client, db_path=path)  # reconciles first
+        done = survivor.db[t.id]
+        assert (done.state, done.exit_code) == (State.COMPLETED if code == 0 else State.FAILED, code)
+        assert done.container_id == left.id, "the job that ran is adopted, not run a second time"
+        assert "while no worker watched" in done.reason
+        assert mine(client, task=str(t.id)) == [], "and its container is removed once that is recorded"
+        survivor.close()
+    finally:
+        for c in mine(client, worker=name):
+            c.remove(force=True)
+
+
+def test_the_loop_outlives_a_request_that_raises_and_runs_the_next(worker, demo_image, monkeypatch, caplog):
+    real = worker.run_task
+    calls = []
+
+    def raises_once():
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("a fault no engine makes on demand")
+        return real()
+
+    monkeypatch.setattr(worker, "run_task", raises_once)
+    t = Task(image=demo_image, state=State.SCHEDULED)
+    worker.add_task(t)
+    worker.start()
+    assert eventually(lambda: worker.db.get(t.id) and worker.db[t.id].state is State.RUNNING, 10)
+    assert worker.running and "failed to run a request" in caplog.text
+
+
+def test_start_after_a_stop_that_timed_out_starts_again(worker, demo_image):
+    t = Task(image=demo_image, state=State.SCHEDULED, cmd=["sh", "-c", "sleep 30"])
+    worker.add_task(t)
+    worker.start()
+    assert eventually(lambda: worker.db.get(t.id) and worker.db[t.id].state is State.RUNNING, 10)
+    worker.add_task(dataclasses.replace(t, state=State.COMPLETED))  # a stop takes ~0.2 s
+    time.sleep(0.05)
+    worker.stop(timeout=0)  # returns while the stop is under way
+    worker.start()
+    assert worker.running
+    again = Task(image=demo_image, state=State.SCHEDULED)
+    worker.add_task(again)
+    assert eventually(lambda: worker.db.get(again.id) and worker.db[again.id].state is State.RUNNING, 10)
