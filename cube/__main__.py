@@ -16,7 +16,7 @@ import sys
 import uvicorn
 
 from cube.api import create_app, listen
-from cube.auth import MAX_HEADERS, listen_check
+from cube.auth import MAX_HEADERS, listen_check, token_check
 from cube.doctor import doctor
 from cube.store import StoreInUse
 from cube.worker import Worker
@@ -27,6 +27,15 @@ _LOGS = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
 _LOGS["handlers"]["access"]["stream"] = "ext://sys.stderr"
 
 
+def _port(text: str) -> int:
+    """--port: a whole number from 0 (any free port) to 65535; argparse says what else it got."""
+    if not (text.isascii() and text.isdigit()) or int(text) > 65535:
+        raise argparse.ArgumentTypeError(
+            f"must be a whole number from 0 (any free one) to 65535, not {text!r}"
+        )
+    return int(text)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m cube", description="cube: a container orchestrator's worker"
@@ -35,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     w = commands.add_parser("worker", help="run a worker and serve its API over HTTP")
     w.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     w.add_argument(
-        "--port", type=int, default=5555, help="port to listen on; 0 picks a free one (default 5555)"
+        "--port", type=_port, default=5555, help="port to listen on; 0 picks a free one (default 5555)"
     )
     w.add_argument(
         "--name", default=f"worker-{socket.gethostname()}", help="the worker's name (labels its containers)"
@@ -66,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cube worker: {given} is empty: give a token, or --token auto to make one", file=sys.stderr)
         return 2
     try:
+        token_check(token, given)
         listen_check(args.host, token)
     except ValueError as e:
         print(f"cube worker: {e}", file=sys.stderr)

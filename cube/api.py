@@ -35,12 +35,13 @@ from fastapi.security import HTTPBearer
 from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, ConfigDict, Field
 
-from cube.auth import MAX_HEADERS, RequireToken, listen_check
+from cube.auth import MAX_HEADERS, RequireToken, listen_check, token_check
 from cube.docker import Docker, EngineError
 from cube.refusals import LimitBody, Problem, install
-from cube.state import FINAL_STATES, State, valid_state_transition
+from cube.state import State, valid_state_transition
 from cube.stats import Metrics
 from cube.task import Task, TaskError
+from cube.web import BehindProxy
 from cube.worker import Worker
 
 log = logging.getLogger(__name__)
@@ -80,10 +81,9 @@ def create_app(worker: Worker, metrics: Metrics | None = None, token: str | None
         token: if given, every request but the docs must carry `Authorization: Bearer <token>`.
 
     Raises:
-        ValueError: token is empty.
+        ValueError: token is empty, or has whitespace at either end (no request could carry it).
     """
-    if token is not None and not token:
-        raise ValueError("token: an empty token would let anyone in; give one, or None for no token")
+    token_check(token)
     metrics = metrics or Metrics(worker)
 
     @asynccontextmanager
@@ -104,7 +104,7 @@ def create_app(worker: Worker, metrics: Metrics | None = None, token: str | None
         dependencies=bearer if token else None,
     )
     app.add_middleware(LimitBody)
-    app.add_middleware(_BehindProxy)
+    app.add_middleware(BehindProxy)
     if token:
         app.add_middleware(RequireToken, token=token)  # the outermost: before anything is read
     install(app)
@@ -112,22 +112,23 @@ def create_app(worker: Worker, metrics: Metrics | None = None, token: str | None
     @app.post("/tasks", status_code=201, summary="Queue a task event: start (SCHEDULED) or stop (COMPLETED)")
     def post_task(event: TaskEvent) -> dict:
         spec = {k: v for k, v in event.task.model_dump(exclude_unset=True).items() if v is not None}
-        known = _find(worker, event.task.id) if event.task.id else None
-        if event.state == "COMPLETED":
-            if event.task.id is None:
-                raise Problem(422, "a stop needs the id of the task to stop", "body.task.id")
-            return _stop(worker, _known(worker, event.task.id, "body.task.id"), "body.task.id")
-        if known and not valid_state_transition(known.state, State.SCHEDULED):
-            raise Problem(409, f"task {known.id} is {known.state}: it cannot be started again", "body.state")
-        base = known.to_dict() if known else {}
-        base.update({k: (str(v) if k == "id" else v) for k, v in spec.items()})
-        base = {k: v for k, v in base.items() if k in TaskSpec.model_fields}
-        try:
-            task = Task.from_dict({**base, "state": "SCHEDULED"})
-        except TaskError as e:
-            where = f"body.task.{e.field}" if e.field in TaskSpec.model_fields else "body.task"
-            raise Problem(422, str(e), where) from None
-        worker.add_task(task)
+        with worker.store.transaction():  # judged and queued at once: no other request in between
+            known = _find(worker, event.task.id) if event.task.id else None
+            if event.state == "COMPLETED":
+                if event.task.id is None:
+                    raise Problem(422, "a stop needs the id of the task to stop", "body.task.id")
+                return _stop(worker, _known(worker, event.task.id, "body.task.id"), "body.task.id")
+            if known:
+                _unless_dropped(worker, known, State.SCHEDULED, "body.state")
+            base = known.to_dict() if known else {}
+            base.update({k: (str(v) if k == "id" else v) for k, v in spec.items()})
+            base = {k: v for k, v in base.items() if k in TaskSpec.model_fields}
+            try:
+                task = Task.from_dict({**base, "state": "SCHEDULED"})
+            except TaskError as e:
+                where = f"body.task.{e.field}" if e.field in TaskSpec.model_fields else "body.task"
+                raise Problem(422, str(e), where) from None
+            worker.add_task(task)
         return task.to_dict()
 
     @app.get("/tasks", summary="Every task the worker knows, and those waiting to be taken (PENDING)")
@@ -141,7 +142,8 @@ def create_app(worker: Worker, metrics: Metrics | None = None, token: str | None
 
     @app.delete("/tasks/{task_id}", status_code=204, summary="Stop a task (queued as COMPLETED)")
     def delete_task(task_id: uuid.UUID) -> Response:
-        _stop(worker, _known(worker, task_id))
+        with worker.store.transaction():  # judged and queued at once
+            _stop(worker, _known(worker, task_id))
         return Response(status_code=204)
 
     @app.get("/tasks/{task_id}/history", summary="A task's transitions, oldest first")
@@ -182,10 +184,30 @@ def _known(worker: Worker, task_id: uuid.UUID, where: str = "path.task_id") -> T
 
 
 def _stop(worker: Worker, task: Task, where: str = "path.task_id") -> dict:
-    if task.state in FINAL_STATES:
-        raise Problem(409, f"task {task.id} is already {task.state}: there is nothing to stop", where)
+    _unless_dropped(worker, task, State.COMPLETED, where)
     worker.add_task(replace(task, state=State.COMPLETED))
     return replace(task, state=State.COMPLETED).to_dict()
+
+
+def _unless_dropped(worker: Worker, task: Task, wanted: State, where: str) -> None:
+    """Refuse (409) a request to bring `task` to `wanted` that the worker would drop as invalid. The
+    worker takes a task's requests in order, so it is judged from the state those queued or under way
+    lead to (a start to RUNNING, a stop to COMPLETED), not from the state the task is in now."""
+    op = worker.store.op(task.id)
+    ahead, waiting = {"start": State.RUNNING, "stop": State.COMPLETED}.get(op, task.state), bool(op)
+    for request in worker.queue:
+        if request.id == task.id and valid_state_transition(ahead, request.state):
+            ahead, waiting = State.RUNNING if request.state is State.SCHEDULED else State.COMPLETED, True
+    if valid_state_transition(ahead, wanted):
+        return
+    if waiting:
+        verb = "started again" if wanted is State.SCHEDULED else "stopped"
+        raise Problem(409, f"a request for task {task.id} is already queued: once it is done the task "
+                      f"will be {ahead}, which cannot be {verb}; wait for that (GET /tasks/{task.id}), "
+                      "then ask again", where)  # fmt: skip
+    if wanted is State.SCHEDULED:
+        raise Problem(409, f"task {task.id} is {task.state}: it cannot be started again", where)
+    raise Problem(409, f"task {task.id} is already {task.state}: there is nothing to stop", where)
 
 
 def _container(worker: Worker, task: Task) -> dict | None:
@@ -200,33 +222,14 @@ def _container(worker: Worker, task: Task) -> dict | None:
     return {"status": seen.status, "exit_code": seen.exit_code, "host_ports": seen.host_ports}
 
 
-class _BehindProxy:
-    """Serve /docs through the Jupyter server's proxy too (cube.web.port_url).
-
-    jupyter-server-proxy passes /proxy/PORT/docs on as /docs, and says what it cut in the
-    X-Forwarded-Prefix header. Swagger's page asks for /openapi.json and its scripts by absolute
-    paths, so they must carry that prefix back, or the browser asks the Jupyter server for them.
-    """
-
-    def __init__(self, app) -> None:
-        self.app = app
-
-    async def __call__(self, scope, receive, send) -> None:
-        prefix = (
-            dict(scope.get("headers", ())).get(b"x-forwarded-prefix") if scope["type"] == "http" else None
-        )
-        if prefix:
-            root = prefix.decode("latin-1").rstrip("/")
-            scope = {**scope, "root_path": root, "path": root + scope["path"]}
-        await self.app(scope, receive, send)
-
-
 def listen(host: str, port: int) -> socket.socket:
-    """A listening socket for the API; port 0 picks a free one.
+    """A listening socket for the API; port 0 picks a free one. ValueError: port is not 0-65535.
 
     TCP_NODELAY: without it, a small response on a kept-alive connection waits ~40 ms for the
     client's delayed ACK (Nagle's algorithm), and every request seems slow.
     """
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+        raise ValueError(f"port: must be a whole number from 0 (any free port) to 65535, got {port!r}")
     sock = socket.create_server((host, port))
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return sock
@@ -241,7 +244,8 @@ class Server:
         token: if given, every request must carry `Authorization: Bearer <token>` (see .headers).
 
     Raises:
-        ValueError: host is not loopback and there is no token, or the token is empty.
+        ValueError: host is not loopback and there is no token, the token is empty or has whitespace
+            at either end, or port is not 0-65535.
     """
 
     def __init__(

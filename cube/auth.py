@@ -19,6 +19,12 @@ log = logging.getLogger("cube.api")  # a refusal is the API's to log, beside its
 MAX_HEADERS = 256 * 1024  # bytes of request line and headers uvicorn reads (its default is 16 KiB)
 OPEN_PATHS = ("/docs", "/docs/oauth2-redirect", "/openapi.json")  # the docs need no token
 OPEN_PREFIX = "/static-offline-docs/"  # the docs' scripts and styles (fastapi-offline)
+# Auth schemes a client may send instead of Bearer (IANA's registry, and a few in common use): a
+# refusal names one of these, in this spelling, and never echoes a word it does not know.
+SCHEMES = {s.lower(): s for s in (
+    "Basic", "Bearer", "Concealed", "Digest", "DPoP", "GNAP", "HOBA", "Mutual", "Negotiate", "NTLM",
+    "OAuth", "PrivateToken", "SCRAM-SHA-1", "SCRAM-SHA-256", "vapid", "Token", "ApiKey", "AWS4-HMAC-SHA256",
+)}  # fmt: skip
 
 
 class RequireToken:
@@ -36,33 +42,40 @@ class RequireToken:
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http" or scope["path"] in OPEN_PATHS or scope["path"].startswith(OPEN_PREFIX):
             return await self.app(scope, receive, send)
-        why = self._refusal([v for k, v in scope["headers"] if k == b"authorization"])
+        why, wrong_token = self._refusal([v for k, v in scope["headers"] if k == b"authorization"])
         if why is None:
             return await self.app(scope, receive, send)
         client = scope.get("client") or ("?", 0)
         log.warning("refused %s %s from %s: %s", scope["method"], scope["path"], client[0], why)
         body = JSONResponse({"error": why, "where": "header.authorization"}).body
-        challenge = b'Bearer realm="cube"' + (b', error="invalid_token"' if "not this" in why else b"")
+        challenge = b'Bearer realm="cube"' + (b', error="invalid_token"' if wrong_token else b"")
         headers = [(b"content-type", b"application/json"), (b"www-authenticate", challenge)]
         await send({"type": "http.response.start", "status": 401, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
-    def _refusal(self, values: list[bytes]) -> str | None:
-        """Why the request may not in, or None if it carries the token."""
+    def _refusal(self, values: list[bytes]) -> tuple[str | None, bool]:
+        """Why the request may not in (None if it carries the token), and whether it sent a wrong token.
+        The sentence names no more of what was sent than a known scheme: a client may put the token
+        where the scheme should be."""
         if not values:
             return (
                 "this worker's API needs its token: send the header Authorization: Bearer <token> "
                 "(the one the worker was started with, --token or CUBE_TOKEN; a token in the URL is not read)"
-            )
+            ), False
         if len(values) > 1:
-            return "send one Authorization header, not several"
+            return "send one Authorization header, not several", False
         scheme, _, given = values[0].partition(b" ")
-        if scheme.lower() != b"bearer" or not given.strip():
-            kind = scheme.decode("latin-1")[:20] or "an empty header"
-            return f"the Authorization header must be 'Bearer <token>', not {kind}"
-        if not hmac.compare_digest(given.strip(), self.token):
-            return "that token is not this worker's: send the one it was started with"
-        return None
+        if scheme.lower() == b"bearer" and given.strip():
+            if hmac.compare_digest(given.strip(), self.token):
+                return None, False
+            return "that token is not this worker's: send the one it was started with", True
+        must = "the Authorization header must be 'Bearer <token>'"
+        if not values[0].strip():
+            return f"{must}, not an empty header", False
+        if scheme.lower() == b"bearer":
+            return f"{must}: it has no token after Bearer", False
+        known = SCHEMES.get(scheme.decode("latin-1").lower())
+        return (f"{must}, not {known}" if known else f"{must}: it names no scheme before the token"), False
 
 
 class WithoutQuery(logging.Filter):
@@ -86,6 +99,22 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False  # a name, which may mean any address: treat it as one others can reach
+
+
+def token_check(token: str | None, given: str = "token") -> None:
+    """Refuse a token that no request could carry.
+
+    Raises:
+        ValueError: it is empty, or only whitespace, or has whitespace at either end, which HTTP takes
+            off a header's value; the message names `given` and says what to do.
+    """
+    if token is not None and not token.strip():
+        raise ValueError(f"{given}: an empty token would let anyone in; give one, or None for no token")
+    if token is not None and token != token.strip():
+        raise ValueError(
+            f"{given}: the token has whitespace at its start or end, which HTTP takes off a header, so no "
+            "request could carry it; give it without"
+        )
 
 
 def listen_check(host: str, token: str | None) -> None:

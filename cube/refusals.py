@@ -35,7 +35,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, e: RequestValidationError) -> JSONResponse:
         kind = request.headers.get("content-type", "")
-        if request.method == "POST" and "json" not in kind:
+        if request.method == "POST" and not _is_json(kind):
             error = f"the body must be JSON, sent with Content-Type: application/json (not {kind or 'none'})"
             return JSONResponse({"error": error, "where": "header.content-type"}, status_code=415)
         errors = [{"where": _where(err), "error": _sentence(err)} for err in e.errors()]
@@ -58,6 +58,13 @@ def install(app: FastAPI) -> None:
         else:
             error = str(e.detail)
         return JSONResponse({"error": error, "where": where}, status_code=e.status_code, headers=headers)
+
+
+def _is_json(kind: str) -> bool:
+    """Is this Content-Type one FastAPI reads as JSON: application/json or application/*+json?
+    (Not text/json or application/jsonl: their body reaches the route as bytes, never an object.)"""
+    media = kind.partition(";")[0].strip().lower()
+    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
 
 
 def _where(err: dict) -> str:

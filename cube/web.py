@@ -9,7 +9,7 @@ port_url() is the address a browser should use for a published port. JupyterLab 
 another machine than the browser (JupyterHub, Codespaces, a remote server): there
 `http://localhost:PORT` points at the learner's own computer. With jupyter-server-proxy installed,
 the Jupyter server forwards /proxy/PORT/ to that port on its own machine, so the link works
-wherever the browser is.
+wherever the browser is. BehindProxy lets a worker's API (cube.api) serve its /docs that way too.
 """
 
 import importlib.util
@@ -48,3 +48,24 @@ def port_url(port: int) -> str:
         return f"http://localhost:{port}/"
     prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/")
     return f"{prefix.rstrip('/')}/proxy/{port}/"
+
+
+class BehindProxy:
+    """Serve /docs through the Jupyter server's proxy too (port_url).
+
+    jupyter-server-proxy passes /proxy/PORT/docs on as /docs, and says what it cut in the
+    X-Forwarded-Prefix header. Swagger's page asks for /openapi.json and its scripts by absolute
+    paths, so they must carry that prefix back, or the browser asks the Jupyter server for them.
+    """
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        prefix = (
+            dict(scope.get("headers", ())).get(b"x-forwarded-prefix") if scope["type"] == "http" else None
+        )
+        if prefix:
+            root = prefix.decode("latin-1").rstrip("/")
+            scope = {**scope, "root_path": root, "path": root + scope["path"]}
+        await self.app(scope, receive, send)

@@ -24,7 +24,8 @@ import psutil
 import pytest
 from helpers import CubeServer, cube_server, eventually, mine, page, remove_containers
 
-from cube import DEMO_IMAGE, Task
+from cube import DEMO_IMAGE, State, Task
+from cube.api import Server
 
 WEB = {"image": DEMO_IMAGE, "exposed_ports": ["80/tcp"]}
 
@@ -285,6 +286,44 @@ def test_a_failed_task_started_again_with_only_its_id_runs_again(api):
     assert again["start_time"] > first["start_time"]
 
 
+def test_a_request_the_queued_ones_would_make_invalid_is_a_conflict(worker):
+    """With the worker's loop stopped, requests wait in the queue: each new one is judged from the
+    state those before it lead to (a start to RUNNING, a stop to COMPLETED), not refused later."""
+    with Server(worker) as s, httpx.Client(base_url=s.url, timeout=10) as api:
+        worker.stop()  # nothing is taken off the queue from here on
+        first = start(api)
+        again = api.post("/tasks", json={"state": "SCHEDULED", "task": {"id": first["id"]}})
+        refused(again, 409, r"body\.state", first["id"], "already queued", "RUNNING")
+        assert [(str(t.id), t.state) for t in worker.queue] == [(first["id"], State.SCHEDULED)]
+
+        assert api.delete(f"/tasks/{first['id']}").status_code == 204  # a stop after a start: fine
+        after_stop = api.post("/tasks", json={"state": "SCHEDULED", "task": {"id": first["id"]}})
+        refused(after_stop, 409, r"body\.state", "already queued", "COMPLETED")
+        refused(api.delete(f"/tasks/{first['id']}"), 409, r"path\.task_id", "already queued", "COMPLETED")
+        stop_again = api.post("/tasks", json={"state": "COMPLETED", "task": {"id": first["id"]}})
+        refused(stop_again, 409, r"body\.task\.id", "already queued")
+        assert [t.state for t in worker.queue] == [State.SCHEDULED, State.COMPLETED]
+        assert [t["state"] for t in api.get("/tasks").json()] == ["PENDING"]
+
+
+def test_a_failed_task_with_a_restart_queued_may_be_stopped(worker, demo_image):
+    task = Task(image=DEMO_IMAGE, cmd=["sh", "-c", "exit 3"], state=State.SCHEDULED)
+    worker.add_task(task)
+    worker.run_task()
+    failed = eventually(
+        lambda: worker.update_tasks() is not None and worker.db[task.id].state is State.FAILED
+    )
+    assert failed, worker.db[task.id]
+    with Server(worker) as s, httpx.Client(base_url=s.url, timeout=10) as api:
+        worker.stop()
+        refused(api.delete(f"/tasks/{task.id}"), 409, r"path\.task_id", "already FAILED")
+        restart = api.post("/tasks", json={"state": "SCHEDULED", "task": {"id": str(task.id)}})
+        assert restart.status_code == 201, restart.text
+        r = api.delete(f"/tasks/{task.id}")  # the restart leads to RUNNING, which a stop may follow
+        assert (r.status_code, r.content) == (204, b""), r.text
+        assert [t.state for t in worker.queue] == [State.SCHEDULED, State.COMPLETED]
+
+
 # --- bad input -------------------------------------------------------------------------------------
 
 NO_TASK = str(uuid.uuid4())
@@ -309,6 +348,7 @@ def event(state="SCHEDULED", **task) -> dict:
 
 JSON = {"content-type": "application/json"}
 TEXT = {"content-type": "text/plain"}
+ARABIC_80 = "\u0668\u0660/tcp"  # "80/tcp" in Arabic-Indic digits, which str.isdigit() takes for digits
 
 # (method, path, keyword arguments for httpx), status, where (a regex), words the error holds
 BAD = [
@@ -354,6 +394,12 @@ BAD = [
     pytest.param("POST", "/tasks", {"json": event(restart_policy="sometimes")}, 422,
                  r"body\.task\.restart_policy", [task_error(restart_policy="sometimes")],
                  id="unknown restart policy"),
+    pytest.param("POST", "/tasks", {"json": event(exposed_ports=[ARABIC_80])}, 422,
+                 r"body\.task(\.exposed_ports)?", [task_error(exposed_ports={ARABIC_80})],
+                 id="port in Arabic digits"),
+    pytest.param("POST", "/tasks", {"json": event(restart_policy="on-failure:" + "9" * 20)}, 422,
+                 r"body\.task\.restart_policy", [task_error(restart_policy="on-failure:" + "9" * 20)],
+                 id="on-failure with 20 digits"),
     pytest.param("POST", "/tasks", {"json": event(cpu=-0.5)}, 422, r"body\.task\.cpu",
                  [task_error(cpu=-0.5)], id="cpu -0.5"),
     pytest.param("POST", "/tasks", {"content": b'{"state":"SCHEDULED","task":{"image":"x","cpu":NaN}}',
@@ -388,6 +434,11 @@ BAD = [
     pytest.param("GET", "/task", {}, 404, r"GET /task", ["/docs"], id="unknown path"),
     pytest.param("POST", "/tasks", {"content": json.dumps(event()), "headers": TEXT}, 415,
                  r"header\.content-type", ["application/json", "text/plain"], id="text/plain"),
+    pytest.param("POST", "/tasks", {"content": json.dumps(event()), "headers": {"content-type": "text/json"}},
+                 415, r"header\.content-type", ["application/json", "text/json"], id="text/json"),
+    pytest.param("POST", "/tasks", {"content": json.dumps(event()),
+                 "headers": {"content-type": "application/jsonl"}}, 415, r"header\.content-type",
+                 ["application/json", "application/jsonl"], id="application/jsonl"),
     pytest.param("POST", "/tasks", {"content": json.dumps(event())}, 415, r"header\.content-type",
                  ["application/json"], id="no content type"),
     pytest.param("POST", "/tasks", {"data": {"state": "SCHEDULED"}}, 415, r"header\.content-type",
@@ -419,6 +470,24 @@ def test_bad_input_is_a_4xx_saying_what_and_where(api, method, path, request_, s
         if r.status_code == 201:  # accepted by mistake: let it settle, not to trouble the next case
             wait_for(api, r.json()["id"], "RUNNING", "COMPLETED", "FAILED")
     assert api.get("/tasks").json() == before, "a refused request changed the worker's tasks"
+
+
+@pytest.mark.parametrize(
+    ("field", "body"),
+    [
+        ("cmd", rb'{"state":"SCHEDULED","task":{"image":"alpine","cmd":["\ud800"]}}'),
+        ("image", rb'{"state":"SCHEDULED","task":{"image":"\ud800"}}'),
+    ],
+)
+def test_a_lone_surrogate_is_refused_and_the_tasks_still_list(api, field, body):
+    """JSON may escape half of a UTF-16 pair; no engine, db or JSON reply can carry one."""
+    before = api.get("/tasks")
+    assert before.status_code == 200
+    refused(api.post("/tasks", content=body, headers=JSON), 422, rf"body\.task\.{field}",
+            task_error(**{field: json.loads(body)["task"][field]}))  # fmt: skip
+    after = api.get("/tasks")
+    assert after.status_code == 200, after.text
+    assert after.json() == before.json(), "a refused request changed the worker's tasks"
 
 
 # --- under load ------------------------------------------------------------------------------------
@@ -594,6 +663,34 @@ def test_a_signal_stops_the_worker_cleanly_and_leaves_its_containers(tmp_path, c
         assert client.containers.get(t["container_id"]).status == "running", "containers stay as they are"
     finally:
         remove_containers(client, name)
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        pytest.param(["--port", "70000"], "--port", id="port 70000"),
+        pytest.param(["--port", "-1"], "--port", id="port -1"),
+        pytest.param(["--port", "\u0668\u0660"], "--port", id="port in Arabic digits"),
+        pytest.param(["--db", "/no/such/dir/w.db"], "/no/such/dir/w.db", id="db in no folder"),
+        pytest.param(["--db", "{notes}"], "notes.md", id="db a text file"),
+        pytest.param(["--db", "{tmp}"], "{tmp}", id="db a folder"),
+    ],
+)
+def test_the_command_line_refuses_a_bad_port_or_db_with_status_2(tmp_path, args, named):
+    notes = tmp_path / "notes.md"
+    notes.write_text("# not a database\n")
+    args = [a.format(notes=notes, tmp=tmp_path) for a in args]
+    run = subprocess.run(
+        [sys.executable, "-m", "cube", "worker", "--port", "0", "--name", unique("cli"), *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert run.returncode == 2, run.stderr
+    assert run.stdout == "" and "Traceback" not in run.stderr, run.stderr
+    last = run.stderr.strip().splitlines()[-1]
+    assert "cube worker: " in last and named.format(tmp=tmp_path) in last, last
+    assert notes.read_text() == "# not a database\n", "the worker wrote into a file it refused"
 
 
 def test_the_command_line_refuses_a_bad_parallel_with_status_2(tmp_path):

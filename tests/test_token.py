@@ -61,11 +61,24 @@ def test_listening_beyond_loopback_without_a_token_exits_2_and_says_why_and_what
         assert run.stdout == ""
 
 
-@pytest.mark.parametrize("how", ["--token ''", "CUBE_TOKEN=''"])
-def test_an_empty_token_is_refused(how):
-    run = command("--token", "") if how.startswith("--") else command(env={"CUBE_TOKEN": ""})
+@pytest.mark.parametrize("token", ["", "   "], ids=["empty", "only spaces"])
+@pytest.mark.parametrize("how", ["--token", "CUBE_TOKEN"])
+def test_an_empty_token_is_refused(how, token):
+    run = command(f"--token={token}") if how.startswith("--") else command(env={"CUBE_TOKEN": token})
     assert run.returncode == 2
-    assert run.stderr.strip().endswith("is empty: give a token, or --token auto to make one")
+    assert run.stderr.strip() == f"cube worker: {how} is empty: give a token, or --token auto to make one"
+
+
+@pytest.mark.parametrize(
+    "token", [" abc", "abc ", "\tabc\n"], ids=["space before", "space after", "tab, newline"]
+)
+@pytest.mark.parametrize("how", ["--token", "CUBE_TOKEN"])
+def test_a_token_with_whitespace_at_an_end_is_refused_as_no_request_could_carry_it(how, token):
+    run = command(f"--token={token}") if how.startswith("--") else command(env={"CUBE_TOKEN": token})
+    assert (run.returncode, run.stdout) == (2, "")
+    (line,) = run.stderr.strip().splitlines()
+    assert line.startswith(f"cube worker: {how}: the token has whitespace at its start or end"), line
+    assert "abc" not in line, "the token is not echoed"
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "::1", "localhost", "127.8.9.10"])
@@ -87,19 +100,20 @@ def guarded(tmp_path_factory, client, demo_image):
     remove_containers(client, name)
 
 
-WRONG = {
-    "no header": {},
-    "a wrong token": {"Authorization": "Bearer not-the-token"},
-    "Basic instead of Bearer": None,  # filled in with the right token, in the wrong scheme
-    "the token in the query string": {},
-    "a header of 100 KiB": {"Authorization": "Bearer " + "x" * 100 * 1024},
-    "Bearer and nothing": {"Authorization": "Bearer"},
+WRONG = {  # the Authorization header sent, {token} filled in with the right one; None: no header
+    "no header": None,
+    "a wrong token": "Bearer not-the-token",
+    "Basic instead of Bearer": "Basic {token}",
+    "the token alone, with no scheme": "{token}",
+    "the token in the query string": None,
+    "a header of 100 KiB": "Bearer " + "x" * 100 * 1024,
+    "Bearer and nothing": "Bearer",
 }
 
 
 @pytest.mark.parametrize("wrong", list(WRONG))
 def test_every_endpoint_refuses_a_request_without_the_token_with_401_and_does_nothing(guarded, client, wrong):
-    headers = WRONG[wrong] if WRONG[wrong] is not None else {"Authorization": f"Basic {guarded.token}"}
+    headers = {"Authorization": WRONG[wrong].format(token=guarded.token)} if WRONG[wrong] else {}
     params = {"token": guarded.token} if "query" in wrong else None
     for method, path, body in ENDPOINTS:
         r = httpx.request(
@@ -109,7 +123,7 @@ def test_every_endpoint_refuses_a_request_without_the_token_with_401_and_does_no
         assert r.headers["www-authenticate"].startswith('Bearer realm="cube"')
         answer = r.json()
         assert set(answer) == {"error", "where"} and answer["where"] == "header.authorization"
-        assert len(answer["error"]) > 20 and guarded.token not in r.text
+        assert len(answer["error"]) > 20 and guarded.token[:12] not in r.text
     with guarded.client(timeout=10) as api:
         assert api.get("/tasks").json() == [], "a refused request made a task"
     assert mine(client, worker=guarded.name) == []
@@ -117,10 +131,19 @@ def test_every_endpoint_refuses_a_request_without_the_token_with_401_and_does_no
 
 def test_what_is_refused_is_logged_without_the_token(guarded):
     httpx.get(f"{guarded.url}/tasks", params={"token": guarded.token}, timeout=5)
-    httpx.get(f"{guarded.url}/stats", headers={"Authorization": f"Basic {guarded.token}"}, timeout=5)
+    basic = httpx.get(f"{guarded.url}/stats", headers={"Authorization": f"Basic {guarded.token}"}, timeout=5)
+    # the token where the scheme should be: its first characters once came back as "the scheme"
+    bare = httpx.get(f"{guarded.url}/tasks/x", headers={"Authorization": guarded.token}, timeout=5)
+    assert basic.json()["error"] == "the Authorization header must be 'Bearer <token>', not Basic"
+    assert (
+        bare.json()["error"]
+        == "the Authorization header must be 'Bearer <token>': it names no scheme before the token"
+    )
     log = guarded.stderr()
     assert "refused GET /tasks from 127.0.0.1" in log and "refused GET /stats" in log
-    assert guarded.token not in log
+    assert "refused GET /tasks/x" in log
+    for said in (basic.text, bare.text, log):
+        assert guarded.token[:8] not in said
 
 
 def test_with_the_token_a_task_starts_serves_and_stops(guarded, client):
@@ -180,6 +203,10 @@ def test_a_server_in_python_keeps_the_same_rules():
         Server(w, host="0.0.0.0")
     with pytest.raises(ValueError, match="token: an empty token"):
         Server(w, token="")
+    with pytest.raises(ValueError, match="token: an empty token"):
+        Server(w, token="  ")
+    with pytest.raises(ValueError, match="token: the token has whitespace at its start or end"):
+        Server(w, token="t0ken ")
     with Server(w, token="t0ken") as server:
         assert server.headers == {"Authorization": "Bearer t0ken"}
         assert httpx.get(f"{server.url}/stats", timeout=5).status_code == 401
