@@ -26,6 +26,7 @@ import psutil
 
 from cube.docker import Docker, EngineError
 from cube.state import State
+from cube.store import StoreClosed
 
 log = logging.getLogger(__name__)
 
@@ -181,6 +182,8 @@ class Metrics:
         while not self._stopping.wait(SAMPLE_SECONDS):
             try:
                 self.sample()
+            except StoreClosed:  # the worker was closed: there is nothing left to sample
+                return
             except Exception:  # noqa: BLE001 - one bad round must not end the sampling
                 log.exception("sampling metrics failed")
 

@@ -8,7 +8,7 @@ lands in whatever cell is running, as the ipywidgets and ipykernel 7 docs warn.
 The panel does not poll. A cube.Worker tells it of every change it records (subscribe), whoever
 caused it: a click, the worker's own loop, a container that exited. Any other worker with the
 chapter's interface (cube.book.Worker, the learner's) has no one to tell the panel, so the panel
-redraws after each of its own actions on it.
+redraws after each of its own actions on it. Each metrics sample redraws only the CPU and memory.
 """
 
 import html
@@ -23,10 +23,11 @@ import ipywidgets as widgets
 
 from cube.docker import Docker
 from cube.image import DEMO_IMAGE, ensure_demo_image
+from cube.notebook import task_label, tasks_table
 from cube.state import State
 from cube.stats import Metrics
+from cube.store import StoreClosed
 from cube.task import Task
-from cube.web import port_url
 from cube.worker import Worker
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,7 @@ class ControlPanel(widgets.VBox):
         self.running = widgets.Dropdown(description="Running", options=[])
         self.stop_button = widgets.Button(description="Stop", icon="stop", button_style="danger")
         self.progress = widgets.IntProgress(value=0, min=0, max=1, layout={"display": "none"})
+        self.build_note = widgets.HTML()  # the demo image's build, apart: a click's message stays
         self.message = widgets.HTML()
         self.last_message = ""  # the message's plain text, for code and tests
         self.table = widgets.HTML()
@@ -68,42 +70,47 @@ class ControlPanel(widgets.VBox):
                 widgets.HTML(f"<b>Worker {html.escape(worker.name)}</b> ({html.escape(_kind(worker))})"),
                 widgets.HBox([self.task_name, self.image, self.enqueue_button]),
                 widgets.HBox([self.run_button, self.running, self.stop_button]),
-                widgets.HBox([self.progress, self.message]),
+                widgets.HBox([self.progress, self.build_note, self.message]),
                 self.table,
             ]
         )
-        self._jobs = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"cube-{worker.name}")
-        self._jobs.submit(self._prepare_image)
-        self._shown = ""
         self._drawing = threading.Lock()  # the worker's threads, the job thread and clicks all redraw
-        subscribe = getattr(worker, "subscribe", None)  # only a cube.Worker tells of its changes
-        self._unsubscribe = subscribe(lambda _: self._redraw()) if subscribe else lambda: None
+        self._tasks, self._queued, self._closed = [], [], ""  # as last read; why the worker is no more
         self._usage: dict[str, tuple] = {}  # task id -> (cpu %, memory bytes), from the metrics
         self._ports: dict[str, dict] = {}  # container id -> host ports, for workers that keep none
-        self._stops: set = set()  # tasks whose Stop was clicked, while they still run
+        self._stops: set = set()  # tasks whose Stop was clicked, until the stop's job is over
+        self._jobs = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"cube-{worker.name}")
+        self._image_ready = self._jobs.submit(self._prepare_image)
         self.metrics = Metrics(worker)
         self.metrics.subscribe(self._took_sample)
-        self.metrics.start()
+        subscribe = getattr(worker, "subscribe", None)  # only a cube.Worker tells of its changes
+        # once all the listener uses is set, and before the first read, so no change is missed
+        self._unsubscribe = subscribe(lambda _: self.refresh()) if subscribe else None
         self.refresh()
+        if not self._closed:
+            self.metrics.start()
 
     def __repr__(self) -> str:
         # Stable text for the notebook's plain-text output (and for nbval to compare).
         return f"ControlPanel(worker={self.worker.name!r})"
 
     def enqueue(self) -> None:
-        """Add a SCHEDULED task made from the inputs to the worker's queue."""
+        """Add a SCHEDULED task made from the inputs to the worker's queue. While the demo image is
+        being built, a started worker gets it after the build: its loop would fail it at once."""
         try:
             task = Task(self.task_name.value.strip(), self.image.value.strip(), State.SCHEDULED)
-            self.worker.add_task(task)
+            if self._started() and task.image == DEMO_IMAGE and not self._image_ready.done():
+                self._submit(
+                    f"Enqueuing {task_label(task)} once the image is built…", lambda: self._add(task)
+                )
+            else:
+                self._say(self._add(task))
         except ValueError as e:
-            self._say(f"Not enqueued: {e}", error=True)
-            return
-        if self._started():
-            self._say(f"Enqueued {task.name}: the worker is starting it.")
-        else:
-            self._say(f"Enqueued {task.name}: the worker will start it when you click Run next.")
+            return self._say(f"Not enqueued: {e}", error=True)
+        except StoreClosed as e:
+            return self._worker_closed(e)
         self.task_name.value = fresh_task_name()
-        self.refresh()
+        self._redraw_if_untold()
 
     def run_next(self) -> None:
         """Let the worker process the task at the front of its queue (in the background)."""
@@ -114,60 +121,65 @@ class ControlPanel(widgets.VBox):
 
     def stop(self) -> None:
         """Stop the running task chosen in the drop-down (in the background)."""
-        task = self.worker.db.get(self.running.value)
+        with self._drawing:  # a redraw sets the drop-down's options, which picks the first for a moment
+            chosen = self.running.value
+        try:
+            task, queued = self.worker.db.get(chosen), list(self.worker.queue)
+        except StoreClosed as e:
+            return self._worker_closed(e)
         if task is None or task.state is not State.RUNNING:
-            self._say("No running task is chosen: start one with Enqueue and Run next.", error=True)
-            return
-        asked = task.id in self._stops or any(
-            q.id == task.id and q.state is State.COMPLETED for q in self.worker.queue
-        )
-        if asked:
-            self._say(f"Stop of {task.name} is already asked for: one is enough.", error=True)
-            return
-        self._stops.add(task.id)  # until the task is no longer RUNNING (see refresh)
+            return self._say("No running task is chosen: start one with Enqueue and Run next.", error=True)
+        if task.id in self._stops or any(q.id == task.id and q.state is State.COMPLETED for q in queued):
+            return self._say(f"Stop of {task_label(task)} is already asked for: one is enough.", error=True)
+        self._stops.add(task.id)
 
         def stop_it():
-            self.worker.add_task(replace(task, state=State.COMPLETED))
-            if self._started():
-                return f"Stop of {task.name} requested: the worker is stopping it."
-            waiting = len(self.worker.queue) - 1
-            if waiting:
-                return f"Stop of {task.name} is queued behind {waiting} task(s): click Run next."
-            return self.worker.run_task()
+            try:
+                self.worker.add_task(replace(task, state=State.COMPLETED))
+                if self._started():
+                    return f"Stop of {task_label(task)} requested: the worker is stopping it."
+                if waiting := len(self.worker.queue) - 1:
+                    return f"Stop of {task_label(task)} is queued behind {waiting} task(s): click Run next."
+                return self.worker.run_task()
+            finally:  # a refused stop leaves the task RUNNING: Stop must be possible again
+                self._stops.discard(task.id)
 
-        self._submit(f"Stopping {task.name}…", stop_it)
+        self._submit(f"Stopping {task_label(task)}…", stop_it)
 
     def wait(self, timeout: float = 60) -> None:
-        """Block until every job clicked so far has finished (for tests and scripts)."""
+        """Block until every job clicked so far has finished, then redraw (for tests and scripts)."""
         self._jobs.submit(lambda: None).result(timeout)
         self.refresh()
 
     def close(self) -> None:
-        self._unsubscribe()
+        """Stop listening, sampling and working, and close every widget of the panel."""
+        if self._unsubscribe:
+            self._unsubscribe()
         self.metrics.stop()
         self._jobs.shutdown(wait=False, cancel_futures=True)
+        _close_all(*self.children, self.layout)
         super().close()
 
     def refresh(self) -> None:
-        """Redraw the table and the drop-down of running tasks if anything changed."""
+        """Read the worker's tasks and queue, and redraw the table and the drop-down of running tasks."""
         with self._drawing:
-            tasks = list(self.worker.db.values())
-            queued = list(self.worker.queue)
-            self._stops &= {t.id for t in tasks if t.state is State.RUNNING}
-            tasks = [self._with_ports(t) for t in tasks]
-            shown = _tasks_table(tasks, queued, self._usage)
-            if shown == self._shown:
-                return
-            self._shown = shown
-            self.table.value = shown
-            running = [(t.name or str(t.id)[:8], t.id) for t in tasks if t.state is State.RUNNING]
+            try:
+                tasks, self._queued = list(self.worker.db.values()), list(self.worker.queue)
+            except StoreClosed as e:
+                tasks, self._queued, self._closed = [], [], str(e)
+            self._tasks = [self._with_ports(t) for t in tasks]
+            running = [(task_label(t), t.id) for t in self._tasks if t.state is State.RUNNING]
             if running != list(self.running.options):
-                chosen = self.running.value
-                self.running.options = running
-                if chosen in [i for _, i in running]:
-                    self.running.value = chosen
-                elif running:
-                    self.running.value = running[-1][1]  # the newest is the likeliest to be stopped
+                chosen, ids = self.running.value, [i for _, i in running]
+                with self.running.hold_sync():  # the browser gets the options and the choice at once
+                    self.running.options = running
+                    if ids:  # the chosen one stays; else the newest, the likeliest to be stopped
+                        self.running.value = chosen if chosen in ids else ids[-1]
+            self._draw()
+
+    def _draw(self) -> None:  # what was last read, with the latest usage; the caller holds self._drawing
+        closed = self._closed and f"<p>{_html(self._closed, error=True)}</p>"
+        self.table.value = closed or tasks_table(self._tasks, self._queued, self._usage)  # sent if changed
 
     def _submit(self, doing: str, job: Callable) -> None:
         self._say(doing)
@@ -176,6 +188,8 @@ class ControlPanel(widgets.VBox):
     def _run_job(self, job: Callable) -> None:
         try:
             outcome = job()
+        except StoreClosed as e:
+            return self._worker_closed(e)
         except Exception as e:  # noqa: BLE001 - a panel shows a message, never a traceback
             self._say(f"Unexpected error: {type(e).__name__}: {e}", error=True)
         else:
@@ -187,7 +201,21 @@ class ControlPanel(widgets.VBox):
                 self._say(str(outcome.error), error=True)
             else:
                 self._say(_describe(outcome.action, outcome.result, outcome.container_id))
-        self.refresh()
+        self._redraw_if_untold()
+
+    def _add(self, task: Task) -> str:
+        self.worker.add_task(task)
+        then = "is starting it" if self._started() else "will start it when you click Run next"
+        return f"Enqueued {task_label(task)}: the worker {then}."
+
+    def _worker_closed(self, e: StoreClosed) -> None:
+        self._say(str(e), error=True)
+        self.refresh()  # the table says it too
+
+    def _redraw_if_untold(self) -> None:
+        """After a click: a worker that tells no one of its changes (cube.book.Worker) is read again."""
+        if self._unsubscribe is None:
+            self.refresh()
 
     def _with_ports(self, task: Task) -> Task:
         """The task with its host ports. The chapter's Task records none (the book reads them off
@@ -196,12 +224,11 @@ class ControlPanel(widgets.VBox):
             return task
         if task.container_id not in self._ports:
             try:
-                self._ports[task.container_id] = (
-                    Docker(client=self.worker.client).inspect(task.container_id).host_ports
-                )
+                seen = Docker(client=self.worker.client).inspect(task.container_id)
             except Exception as e:  # noqa: BLE001 - no port to show is no reason to fail the redraw
                 log.info("no host ports for container %s: %s", task.container_id[:12], e)
                 return task
+            self._ports[task.container_id] = seen.host_ports
         return replace(task, host_ports=self._ports[task.container_id])
 
     def _started(self) -> bool:
@@ -214,42 +241,38 @@ class ControlPanel(widgets.VBox):
         try:
             ensure_demo_image(self.worker.client, on_step=self._show_step)
         except RuntimeError as e:
-            self._say(str(e), error=True)
+            self.build_note.value = _html(str(e), error=True)
         else:
             if self.progress.value:  # a build really ran
-                self._say(f"Built {DEMO_IMAGE}. Ready.")
+                self.build_note.value = _html(f"Built {DEMO_IMAGE}. Ready.")
         finally:
             self.progress.layout.display = "none"
 
     def _show_step(self, step: int, steps: int) -> None:
         if step == 1:
-            self._say(f"Building the demo image {DEMO_IMAGE}…")
+            self.build_note.value = _html(f"Building the demo image {DEMO_IMAGE}…")
             self.progress.layout.display = "flex"
         self.progress.max, self.progress.value = steps, step
 
     def _say(self, text: str, error: bool = False) -> None:
-        self.last_message = text
-        color = "#b00020" if error else "inherit"
-        self.message.value = f'<span style="color:{color}">{html.escape(text)}</span>'
+        self.last_message, self.message.value = text, _html(text, error)
 
     def _took_sample(self, sample: dict) -> None:
-        self._usage = {t["id"]: (t["cpu_percent"], t["memory_bytes"]) for t in sample["tasks"]}
-        self._redraw()
-
-    def _redraw(self) -> None:
-        try:
-            self.refresh()
-        except Exception:  # noqa: BLE001 - a failed redraw must not break the worker that told us
-            log.exception("redrawing the panel of %s failed", self.worker.name)
+        with self._drawing:  # only the usage is new: the worker's records are not read again
+            self._usage = {t["id"]: (t["cpu_percent"], t["memory_bytes"]) for t in sample["tasks"]}
+            self._draw()
 
 
-_LINK = "color: #1a73e8; text-decoration: underline"
-_TABLE_CSS = (
-    ".cube-tasks {border-collapse: collapse; margin: 6px 0}"
-    ".cube-tasks th, .cube-tasks td {padding: 3px 12px; border-bottom: 1px solid #ddd; text-align: left;"
-    " white-space: nowrap}"  # a name never wraps; a long reason is cut (cube-why), whole on hover
-    ".cube-tasks td.cube-why {max-width: 32em; overflow: hidden; text-overflow: ellipsis}"
-)
+def _html(text: str, error: bool = False) -> str:
+    return f'<span style="color:{"#b00020" if error else "inherit"}">{html.escape(text)}</span>'
+
+
+def _close_all(*held: widgets.Widget) -> None:
+    """Close these widgets and all they hold: children, layout, style (each has a comm of its own)."""
+    for w in held:
+        looks = [getattr(w, trait, None) for trait in ("layout", "style")]
+        _close_all(*getattr(w, "children", ()), *filter(None, looks))
+        w.close()
 
 
 def _describe(action: str, result: str, container_id: str) -> str:
@@ -264,37 +287,3 @@ def _kind(worker) -> str:
     module, name = type(worker).__module__, type(worker).__name__
     learners = module in ("__main__", "my_worker") or module.startswith("cube.exercises")
     return name if learners else f"{module}.{name}"
-
-
-def _tasks_table(tasks: list[Task], queued: list[Task], usage: dict[str, tuple]) -> str:
-    def when(t):
-        return t.strftime("%H:%M:%S") if t else ""
-
-    def used(task: Task) -> str:
-        cpu, memory = usage.get(str(task.id), (None, None)) if task.state is State.RUNNING else ("", "")
-        cpu = "…" if cpu is None else cpu if cpu == "" else f"{cpu:.0f} %"
-        memory = "…" if memory is None else memory if memory == "" else f"{memory / 2**20:.1f} MiB"
-        return f"<td>{cpu}</td><td>{memory}</td>"
-
-    def port_links(task: Task) -> str:
-        if task.state is not State.RUNNING:
-            return ", ".join(str(p) for p in task.host_ports.values())
-        return ", ".join(
-            f'<a href="{port_url(p)}" target="_blank" style="{_LINK}">{p}</a>'
-            for p in task.host_ports.values()
-        )
-
-    rows = "".join(
-        f"<tr><td>{html.escape(t.name)}</td><td>{t.state}</td><td><code>{t.container_id[:12]}</code></td>"
-        f"<td>{port_links(t)}</td>{used(t)}<td>{when(t.start_time)}</td><td>{when(t.finish_time)}</td>"
-        f'<td class="cube-why" title="{html.escape(t.reason)}">{html.escape(t.reason)}</td></tr>'
-        for t in tasks
-    )
-    waiting = ", ".join(f"{html.escape(t.name)} → {t.state}" for t in queued) or "empty"
-    return (
-        f"<style>{_TABLE_CSS}</style>"
-        '<table class="cube-tasks"><thead><tr><th>Name</th><th>State</th><th>Container</th>'
-        "<th>Port</th><th>CPU</th><th>Memory</th><th>Started (UTC)</th><th>Finished (UTC)</th><th>Why</th>"
-        "</tr></thead>"
-        f"<tbody>{rows}</tbody></table><p>Queue: {waiting}</p>"
-    )

@@ -1,15 +1,25 @@
 """The control panel driven from Python: set its inputs, click its buttons, check db and engine."""
 
 import html
+import inspect
+import logging
 import re
+import threading
 import time
+import types
+import uuid
+from pathlib import PureWindowsPath
 
 import docker
 import httpx
 import pytest
+from ipywidgets.widgets.widget import _instances as live_widgets
 
-from cube import DEMO_IMAGE, LABEL_TASK, LABEL_WORKER, State, Task
+import cube.notebook
+import cube.widgets
+from cube import DEMO_IMAGE, LABEL_TASK, LABEL_WORKER, Docker, DockerResult, State, Task, Worker
 from cube.explorer import TransitionExplorer
+from cube.notebook import show_source
 from cube.widgets import ControlPanel
 
 
@@ -248,3 +258,189 @@ def test_a_worker_that_answers_none_gets_a_message_not_a_traceback():
     panel.wait()
     assert panel.last_message == "The worker answered None, not a DockerResult."
     panel.close()
+
+
+def test_a_closed_worker_gets_its_sentence_from_every_button_and_its_metrics_stop(panel, caplog):
+    panel.worker.close()
+    closed = f"worker {panel.worker.name} is closed: make a new Worker to go on"
+    panel.enqueue_button.click()
+    assert panel.last_message.startswith(closed), panel.last_message
+    assert "#b00020" in panel.message.value and closed in panel.table.value
+    panel.last_message = ""
+    panel.stop_button.click()
+    assert panel.last_message.startswith(closed), panel.last_message
+    panel.last_message = ""
+    panel.run_button.click()
+    panel.wait()
+    assert panel.last_message.startswith(closed), panel.last_message
+    assert _eventually(lambda: not panel.metrics._thread.is_alive()), "the sampling ends"
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], "no traceback in the log"
+
+
+def test_a_panel_on_a_closed_worker_says_so_and_samples_nothing():
+    worker = Worker(f"test-closed-{uuid.uuid4().hex[:8]}")
+    worker.close()
+    panel = ControlPanel(worker, image="cube/not-built:1")
+    assert f"worker {worker.name} is closed: make a new Worker to go on" in panel.table.value
+    assert panel.metrics._thread is None
+    panel.close()
+
+
+def test_stop_may_be_clicked_again_after_a_fake_engine_refused_it(panel, monkeypatch):
+    panel.enqueue_button.click()
+    panel.run_button.click()
+    panel.wait()
+    task = only_task(panel)
+    refused = "the engine refused to stop the container (a fake)"
+    monkeypatch.setattr(Docker, "stop", lambda self, container_id: DockerResult(refused, "stop"))
+    panel.stop_button.click()
+    panel.wait()
+    assert only_task(panel).state is State.RUNNING and panel.last_message == refused
+    monkeypatch.undo()
+    panel.stop_button.click()
+    assert panel.last_message == f"Stopping {task.name}…", "not refused as 'already asked for'"
+    panel.wait()
+    assert only_task(panel).state is State.COMPLETED, panel.last_message
+
+
+class RecordingWorker(NoneWorker):
+    """A chapter-interface worker whose records are set by hand (a fake: three RUNNING tasks on demand)."""
+
+    def __init__(self):
+        super().__init__()
+        self.added = []
+
+    def add_task(self, t):
+        self.added.append(t)
+        super().add_task(t)
+
+
+def _running(name: str) -> Task:
+    return Task(name=name, image=DEMO_IMAGE, state=State.RUNNING, host_ports={"80/tcp": 1})
+
+
+def test_stop_never_takes_the_choice_a_redraw_passes_through_with_a_fake_worker():
+    worker = RecordingWorker()
+    a, b, c = _running("web-a"), _running("web-b"), _running("web-c")
+    worker.db = {a.id: a, b.id: b}
+    panel = ControlPanel(worker, image="cube/not-built:1")
+    panel.metrics.stop()  # the fake's tasks have no containers to measure
+    assert panel.running.value == b.id
+    clicks = []
+
+    def click_stop_now(change):  # new options choose the first one, for a moment
+        if change["new"] == a.id and not clicks:
+            clicks.append(threading.Thread(target=panel.stop))
+            clicks[0].start()
+            time.sleep(0.3)  # time enough to read the passing choice, were it readable
+
+    panel.running.observe(click_stop_now, "value")
+    worker.db[c.id] = c
+    panel.refresh()
+    clicks[0].join(5)
+    panel.wait()
+    assert [(t.id, t.state) for t in worker.added] == [(b.id, State.COMPLETED)]
+    panel.close()
+
+
+@pytest.mark.slow
+@pytest.mark.alone  # it untags the image every other test runs
+def test_a_started_worker_gets_an_enqueue_made_during_the_build_once_the_image_is_there(worker, client):
+    client.images.remove(DEMO_IMAGE, force=True)
+    worker.start()
+    panel = ControlPanel(worker)
+    try:
+        panel.enqueue_button.click()
+        assert (
+            panel.last_message.startswith("Enqueuing web-")
+            and "once the image is built" in panel.last_message
+        )
+        assert worker.queue == () and not worker.db, "held: the worker's loop would fail it at once"
+        assert not client.images.list(name=DEMO_IMAGE), "the build should still be running"
+        panel.wait()
+        assert _eventually(lambda: "RUNNING" in panel.table.value), panel.table.value
+        assert only_task(panel).state is State.RUNNING
+        assert panel.last_message.endswith(": the worker is starting it."), "the click's, not the build's"
+        assert f"Built {DEMO_IMAGE}. Ready." in panel.build_note.value
+    finally:
+        panel.close()
+
+
+def test_a_clicks_message_outlives_a_fake_build_of_the_demo_image(monkeypatch):
+    go = threading.Event()
+
+    def fake_build(client, on_step):  # a fake: a build that goes on when the test says so
+        on_step(1, 2)
+        go.wait(5)
+        on_step(2, 2)
+        return DEMO_IMAGE
+
+    monkeypatch.setattr(cube.widgets, "ensure_demo_image", fake_build)
+    panel = ControlPanel(Worker(f"test-build-{uuid.uuid4().hex[:8]}"))
+    assert _eventually(lambda: "Building the demo image" in panel.build_note.value)
+    panel.task_name.value = "my web server"
+    panel.enqueue_button.click()
+    go.set()
+    panel.wait()
+    assert panel.last_message.startswith("Not enqueued: name:") and "#b00020" in panel.message.value
+    assert f"Built {DEMO_IMAGE}. Ready." in panel.build_note.value
+    panel.close()
+    panel.worker.close()
+
+
+def test_a_sample_redraws_the_usage_only_the_workers_news_make_it_read_again(panel, monkeypatch):
+    reads, samples = [], []
+    refresh = panel.refresh
+    monkeypatch.setattr(panel, "refresh", lambda: (reads.append(1), refresh()))  # a spy, no fake
+    panel.metrics.subscribe(samples.append)
+    assert _eventually(lambda: len(samples) >= 2)
+    assert reads == [], "no sample reads the worker's db and queue again"
+    panel.worker.add_task(Task(name="news", image=DEMO_IMAGE, state=State.SCHEDULED))
+    assert _eventually(lambda: "news → SCHEDULED" in panel.table.value) and reads
+
+
+def test_closing_a_panel_closes_every_widget_it_made():
+    before = set(live_widgets)
+    panel = ControlPanel(Worker(f"test-close-{uuid.uuid4().hex[:8]}"), image="cube/not-built:1")
+    made = set(live_widgets) - before
+    assert len(made) > 20  # its boxes, buttons, inputs and their layouts and styles
+    panel.close()
+    panel.worker.close()
+    assert made & set(live_widgets) == set()
+
+
+def test_a_task_with_no_name_is_called_by_the_first_8_characters_of_its_id():
+    panel = ControlPanel(Worker(f"test-no-name-{uuid.uuid4().hex[:8]}"), image="cube/not-built:1")
+    panel.task_name.value = ""
+    panel.enqueue_button.click()
+    (task,) = panel.worker.queue
+    short = str(task.id)[:8]
+    assert panel.last_message == f"Enqueued {short}: the worker will start it when you click Run next."
+    assert _eventually(lambda: f"Queue: {short} → SCHEDULED" in panel.table.value)
+    panel.close()
+    panel.worker.close()
+
+
+class TellingWorker(NoneWorker):
+    """Tells a listener of a change as it subscribes, as a busy cube.Worker may (a fake: on demand)."""
+
+    def subscribe(self, listener):
+        listener(None)
+        return lambda: None
+
+
+def test_a_worker_that_tells_the_panel_at_once_finds_it_ready_with_a_fake_worker(caplog):
+    panel = ControlPanel(TellingWorker(), image="cube/not-built:1")
+    panel.close()
+    assert "Queue: empty" in panel.table.value
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
+
+
+def test_show_source_is_headed_with_the_path_from_cube_on_even_on_a_fake_windows_path(monkeypatch):
+    assert show_source(Worker.run_task, "4.12").data.startswith("**cube/worker.py**, after listing 4.12\n")
+    on_windows = types.SimpleNamespace(  # a fake: what inspect says of a module on Windows
+        getsourcefile=lambda obj: r"C:\Users\me\cube\cube\exercises\nb01.py", getsource=inspect.getsource
+    )
+    monkeypatch.setattr(cube.notebook, "inspect", on_windows)
+    monkeypatch.setattr(cube.notebook, "Path", PureWindowsPath)
+    assert show_source(Worker.run_task).data.startswith("**cube/exercises/nb01.py**\n")
