@@ -7,6 +7,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -196,3 +197,20 @@ def cells_using(cells: list, names: tuple[str, ...], count: int) -> list:
     found = [c for c in cells if c["cell_type"] == "code" and any(n in "".join(c["source"]) for n in names)]
     assert len(found) == count, f"{len(found)} cells use {names}, not {count}: the notebook changed"
     return found
+
+
+def cli_refusal(monkeypatch, capsys, *args: str, env: dict | None = None) -> tuple[int, str, str]:
+    """`python -m cube worker --port 0 ARGS`, with no CUBE_TOKEN but what `env` gives, run by
+    cube.__main__.main in this process: for refusals it makes before it starts anything (a process
+    of its own costs a second of CPU; the tests that need one run it). Returns (status, stdout, stderr)."""
+    from cube.__main__ import main
+
+    monkeypatch.delenv("CUBE_TOKEN", raising=False)
+    for key, value in (env or {}).items():
+        monkeypatch.setenv(key, value)
+    try:
+        status = main(["worker", "--port", "0", "--name", f"test-cli-{uuid.uuid4().hex[:6]}", *args])
+    except SystemExit as e:  # argparse's own refusals
+        status = e.code
+    out, err = capsys.readouterr()
+    return status, out, err

@@ -22,7 +22,7 @@ import docker
 import httpx
 import psutil
 import pytest
-from helpers import CubeServer, cube_server, eventually, mine, page, remove_containers
+from helpers import CubeServer, cli_refusal, cube_server, eventually, mine, page, remove_containers
 
 from cube import DEMO_IMAGE, State, Task
 from cube.api import Server
@@ -676,19 +676,14 @@ def test_a_signal_stops_the_worker_cleanly_and_leaves_its_containers(tmp_path, c
         pytest.param(["--db", "{tmp}"], "{tmp}", id="db a folder"),
     ],
 )
-def test_the_command_line_refuses_a_bad_port_or_db_with_status_2(tmp_path, args, named):
+def test_the_command_line_refuses_a_bad_port_or_db_with_status_2(tmp_path, monkeypatch, capsys, args, named):
     notes = tmp_path / "notes.md"
     notes.write_text("# not a database\n")
     args = [a.format(notes=notes, tmp=tmp_path) for a in args]
-    run = subprocess.run(
-        [sys.executable, "-m", "cube", "worker", "--port", "0", "--name", unique("cli"), *args],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    assert run.returncode == 2, run.stderr
-    assert run.stdout == "" and "Traceback" not in run.stderr, run.stderr
-    last = run.stderr.strip().splitlines()[-1]
+    status, out, err = cli_refusal(monkeypatch, capsys, *args)  # before anything starts
+    assert status == 2, err
+    assert out == "" and "Traceback" not in err, err
+    last = err.strip().splitlines()[-1]
     assert "cube worker: " in last and named.format(tmp=tmp_path) in last, last
     assert notes.read_text() == "# not a database\n", "the worker wrote into a file it refused"
 
