@@ -6,6 +6,7 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import replace
 
 import docker
@@ -119,15 +120,28 @@ def test_after_docker_restart_the_task_has_the_new_host_port(worker, client, dem
         assert f"80/tcp -> {now}" in change.reason
 
 
+@contextmanager
+def through_a_faulty_engine(rule, prefix: str, task_name: str, client, demo_image):
+    """A worker that reaches the real engine through FaultyEngine(rule) (a fake boundary), and a
+    SCHEDULED task queued on it; then the worker and the proxy closed and the task's containers removed."""
+    engine = FaultyEngine(rule)
+    w = Worker(f"test-{prefix}-{task_name}", engine.client())
+    t = Task(name=task_name, image=demo_image, state=State.SCHEDULED)
+    try:
+        w.add_task(t)
+        yield w, t
+    finally:
+        w.close()
+        engine.close()
+        for c in mine(client, task=str(t.id)):
+            c.remove(force=True)
+
+
 def test_an_engine_that_dies_between_create_and_start_leaves_no_container_and_no_409(
     client, demo_image, task_name
 ):
-    rule = engine_dies_at("POST", "/start")
-    engine = FaultyEngine(rule)  # a fake boundary: the real engine, reached through a proxy that drops
-    w = Worker(f"test-dies-{task_name}", engine.client())
-    try:
-        t = Task(name=task_name, image=demo_image, state=State.SCHEDULED)
-        w.add_task(t)
+    rule = engine_dies_at("POST", "/start")  # the real engine, reached through a proxy that drops
+    with through_a_faulty_engine(rule, "dies", task_name, client, demo_image) as (w, t):
         result = w.run_task()
         assert result.unreachable and "stays first in the queue" in result.error
         assert w.db[t.id].state is State.SCHEDULED, "nothing was observed, so nothing is reported"
@@ -140,26 +154,17 @@ def test_an_engine_that_dies_between_create_and_start_leaves_no_container_and_no
         (container,) = mine(client, task=str(t.id))
         assert container.status == "running" and container.name == task_name
         assert w.db[t.id].container_id == container.id
-    finally:
-        w.close()
-        engine.close()
-        for c in mine(client, task=str(t.id)):
-            c.remove(force=True)
 
 
 def test_a_start_whose_answer_is_lost_keeps_its_container_and_the_retry_adopts_it_with_a_faked_reply_loss(
     client, demo_image, task_name
 ):
     lost = []  # the first start's answer is lost on the way back: the engine did start the container
-    engine = FaultyEngine(
-        lambda method, path: (
-            "forward" if lost or not path.endswith("/start") else lost.append(1) or "unanswered"
-        )
-    )
-    w = Worker(f"test-lost-{task_name}", engine.client())
-    try:
-        t = Task(name=task_name, image=demo_image, state=State.SCHEDULED)
-        w.add_task(t)
+
+    def rule(method, path):
+        return "forward" if lost or not path.endswith("/start") else lost.append(1) or "unanswered"
+
+    with through_a_faulty_engine(rule, "lost", task_name, client, demo_image) as (w, t):
         first = w.run_task()
         assert first.unreachable and "stays first in the queue" in first.error
         (left,) = mine(client, task=str(t.id))
@@ -170,11 +175,6 @@ def test_a_start_whose_answer_is_lost_keeps_its_container_and_the_retry_adopts_i
         (container,) = mine(client, task=str(t.id))
         assert container.id == first.container_id, "the job is not started a second time"
         assert w.db[t.id].state is State.RUNNING and w.db[t.id].container_id == container.id
-    finally:
-        w.close()
-        engine.close()
-        for c in mine(client, task=str(t.id)):
-            c.remove(force=True)
 
 
 def test_a_stop_met_by_a_conflict_then_no_answer_returns_a_result_and_keeps_the_request_with_faked_answers(
@@ -188,22 +188,13 @@ def test_a_stop_met_by_a_conflict_then_no_answer_returns_a_result_and_keeps_the_
             return "conflict"
         return "drop" if said else "forward"
 
-    engine = FaultyEngine(rule)
-    w = Worker(f"test-409-stop-{task_name}", engine.client())
-    try:
-        t = Task(name=task_name, image=demo_image, state=State.SCHEDULED)
-        w.add_task(t)
+    with through_a_faulty_engine(rule, "409-stop", task_name, client, demo_image) as (w, t):
         assert w.run_task().error is None
         w.add_task(replace(t, state=State.COMPLETED))
         result = w.run_task()  # raised an EngineError before
         assert result.unreachable and "stays first in the queue" in result.error
         assert w.store.busy() == {}, "the stop is over"
         assert w.db[t.id].state is State.RUNNING and [r.state for r in w.queue] == [State.COMPLETED]
-    finally:
-        w.close()
-        engine.close()
-        for c in mine(client, task=str(t.id)):
-            c.remove(force=True)
 
 
 def test_a_new_worker_on_the_same_db_takes_over_the_containers_of_a_killed_one(client, demo_image, tmp_path):
