@@ -105,11 +105,12 @@ class Notifier:
         self.listeners.append(listener)
         return lambda: listener in self.listeners and self.listeners.remove(listener)  # once is enough
 
-    def tell(self, change) -> None:
-        """Hand the change to the notifier's thread (one job at a time, in order); returns at once."""
+    def tell(self, change):
+        """Hand the change to the notifier's thread (one job at a time, in order); returns it at once."""
         if change is not None and self.listeners:
             with suppress(RuntimeError):  # closed: the worker is closing, there is no one left to tell
                 self._thread.submit(self._tell, change, list(self.listeners))
+        return change
 
     def close(self) -> None:
         """Tell what is left to tell, then end the thread."""

@@ -81,8 +81,8 @@ class Worker:
         """Every change of state the worker recorded, oldest first; only one task's if given."""
         return self.store.history(task_id)
 
-    def subscribe(self, listener: Callable[[Transition | Task], None]) -> Callable[[], None]:
-        """Tell listener(change) of each Transition, and each request queued, on one thread, in order."""
+    def subscribe(self, listener: Callable[[Transition | Task | DockerResult], None]) -> Callable[[], None]:
+        """Tell listener of each Transition, Task queued and DockerResult of a request dropped, in order."""
         return self._notifier.subscribe(listener)
 
     def add_task(self, task: Task) -> None:
@@ -114,8 +114,9 @@ class Worker:
                 if queued.state is State.COMPLETED:
                     return self.stop_task(queued)
                 why = f"a task queued as {queued.state} {_ASKS_FOR_NOTHING}"
-            self.store.take(queued)  # nothing this worker can do: it is said, and off the queue
-            return DockerResult(f"{why} for task {queued.name or queued.id}; nothing was done", "none")
+            self.store.take(queued)  # nothing this worker can do: off the queue, and the listeners are told
+            dropped = f"{why} for task {queued.name or queued.id}; nothing was done"
+            return self._notifier.tell(DockerResult(dropped, "none"))
         finally:
             self.store.give_back(queued)  # not taken (its start or stop was refused): it waits its turn again
 
@@ -233,7 +234,6 @@ class Worker:
         log.warning("task %s waits for the engine: %s", task.id, result.error)
         waiting = replace(task, reason="waiting for the Docker engine to answer")
         self.store.put_back(waiting, replace(task, state=wanted))  # as it was, and its request first
-        self._loop.poke()
         result.error += " The request stays first in the queue and will be tried again."
         return result
 

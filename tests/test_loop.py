@@ -184,6 +184,18 @@ def test_history_and_listeners_see_every_change_in_order(worker, demo_image):
     assert len(heard) == 5, "nothing heard after unsubscribing"
 
 
+def test_a_request_the_worker_drops_is_told_to_its_listeners_as_the_result_that_says_why(worker, demo_image):
+    heard: list = []
+    worker.subscribe(heard.append)
+    t = Task(image=demo_image, state=State.RUNNING)  # a request that asks for nothing
+    worker.add_task(t)
+    dropped = worker.run_task()
+    assert dropped.action == "none" and "nothing was done" in dropped.error
+    assert worker.queue == ()
+    assert eventually(lambda: len(heard) == 2), heard
+    assert heard == [t, dropped], "the request, then why it was dropped"
+
+
 def test_a_failed_task_started_again_gets_a_new_container_under_the_same_id(worker, client, demo_image):
     t = Task(image=demo_image, state=State.SCHEDULED, cmd=["sh", "-c", "exit 5"])
     worker.add_task(t)

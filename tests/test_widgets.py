@@ -149,6 +149,13 @@ def _eventually(check, seconds: float = 5) -> bool:
     return check()
 
 
+def test_the_queue_line_follows_a_request_the_worker_drops(panel):
+    panel.worker.add_task(Task(name="idle", image=DEMO_IMAGE, state=State.PENDING))  # asks for nothing
+    assert _eventually(lambda: "idle → PENDING" in panel.table.value)
+    assert "nothing was done" in panel.worker.run_task().error
+    assert _eventually(lambda: "idle → PENDING" not in panel.table.value), "told of the drop, it read again"
+
+
 def test_the_panel_drives_a_started_worker_and_redraws_when_told(panel, client):
     panel.worker.start()
     panel.enqueue_button.click()  # no Run next: the worker's own loop takes the request
