@@ -35,7 +35,7 @@ lab: setup
 test: setup browser
 	$(BIN)/ruff check cube tests benchmarks conftest.py
 	$(BIN)/ruff format --check cube tests benchmarks conftest.py
-	$(BIN)/pytest -n 3 --dist loadgroup --no-loadscope-reorder -m "not alone and not browser"
+	$(BIN)/pytest -n 4 --dist loadgroup --no-loadscope-reorder -m "not alone and not browser"
 	$(BIN)/pytest -m "alone or browser"
 
 quick: setup

@@ -56,7 +56,7 @@ def pytest_itemcollected(item: pytest.Item) -> None:  # before pytest-xdist read
         item.add_marker(pytest.mark.xdist_group(group))
 
 
-# What takes longest on three processes (measured: a minute or more each), handed out first so that
+# What takes longest on four processes (measured: a minute or more each), handed out first so that
 # no process is left with one of them at the end while the others wait (make test passes xdist
 # --no-loadscope-reorder, which keeps this order: by default it hands out the biggest groups first).
 _LONGEST_FIRST = ("sigkill", "notebook-05", "notebook-03-04", "notebook-07", "slow")
