@@ -226,8 +226,12 @@ def _judge_missing_image(answer) -> str | None:
     if move == (State.RUNNING, State.FAILED):
         return "the task never got to RUNNING: without its image, no container could be created"
     if move and not all(isinstance(s, State) for s in move):
-        return "answer a pair of States, e.g. (State.RUNNING, State.COMPLETED), not strings"
-    return "answer a pair (from, to) of States, e.g. (State.RUNNING, State.COMPLETED)"
+        return "answer a pair of States, e.g. (State.PENDING, State.SCHEDULED), not strings"
+    if move and move[1] is not State.FAILED:
+        return f"{move[0]} -> {move[1]} is not what a failed start records: the task ends FAILED. From what?"
+    if move:
+        return f"the task was not {move[0]} when the worker took it: it takes a task queued as SCHEDULED"
+    return "answer a pair (from, to) of States, e.g. (State.PENDING, State.SCHEDULED)"
 
 
 q4 = Exercise(
@@ -243,6 +247,8 @@ q4 = Exercise(
     wrong=[
         (State.PENDING, State.FAILED),
         (State.RUNNING, State.FAILED),
+        (State.SCHEDULED, State.COMPLETED),
+        (State.SCHEDULED, State.SCHEDULED),
         State.FAILED,
         ("SCHEDULED", "FAILED"),
     ],
@@ -260,6 +266,8 @@ def _judge_restarts(answer) -> str | None:
         return None
     if name == "on-failure" and not retries:
         return "plain 'on-failure' has no limit: Docker restarts a failing container forever. Add ':3'"
+    if name == "on-failure" and int(retries) == 0:
+        return "'on-failure:0' sets no limit: Docker reads a maximum of 0 as 'restart forever'. Use ':3'"
     if name == "on-failure":
         return f"{answer.restart_policy!r} gives up after {int(retries)} restarts, not 3"
     if name in ("always", "unless-stopped"):
@@ -280,6 +288,7 @@ q5 = Exercise(
         Task(image=DEMO_IMAGE, restart_policy="on-failure"),
         Task(image=DEMO_IMAGE, restart_policy="always"),
         Task(image=DEMO_IMAGE, restart_policy="on-failure:5"),
+        Task(image=DEMO_IMAGE, restart_policy="on-failure:0"),
         Task(image=DEMO_IMAGE),
         Task(image="nginx", restart_policy="on-failure:3"),
         "on-failure:3",

@@ -17,8 +17,9 @@ from cube.book import Skeleton
 from cube.docker import GONE, Docker
 from cube.exercises import Exercise, Wrong, workbook
 from cube.judge import MISSING_IMAGE, Bench, Fault, call, error_of
+from cube.observe import DockerResult
 from cube.state import State
-from cube.task import Config, Task
+from cube.task import LABEL_WORKER, Config, Task
 
 STOP_SOLUTION = """def stop_task(self, t):
     config = Config.from_task(t, self.name)
@@ -136,9 +137,9 @@ def _judge_stop(stop_task, bench: Bench) -> str | None:
     if still == "running" and state is not State.RUNNING:
         return (
             f"for a request with no container id, Docker.stop fails ({error_of(result)!r}) and container "
-            f"{other.container_id[:12]} still runs, but your stop_task recorded {state}, as listing 4.5 "
-            "does. "
-            "When result.error is set, return the result and leave the task as it was"
+            f"{other.container_id[:12]} still runs, but your stop_task recorded {state}"
+            + (", as listing 4.5 does" if state is State.COMPLETED else "")
+            + ". When result.error is set, return the result and leave the task as it was"
         )
     if still == "running" and not error_of(result):
         return "a stop that failed returned no error: return the DockerResult that Docker.stop gave you"
@@ -220,6 +221,12 @@ def _judge_start(start_task, bench: Bench) -> str | None:
     short = seen.container_id[:12]
     if seen.status != "running":
         return f"the task's container {short} is {seen.status}, not running"
+    if seen.labels.get(LABEL_WORKER) != w.name:
+        return (
+            f"container {short} runs, but it is not labelled {LABEL_WORKER}={w.name}: your stop_task could "
+            "not stop it, as Docker.stop touches only the containers of its task and worker. Make the "
+            "config with the worker's name: Config.from_task(t, self.name)"
+        )
     bench.serves(seen)
     if result is None:
         return f"container {short} serves its page, but your start_task returned None: return the result"
@@ -312,6 +319,16 @@ q2 = Exercise(
     return Docker().run()""",
             "raised AttributeError",
         ),
+        Wrong(
+            """def start_task(self, t):
+    t.start_time = datetime.now(UTC)
+    result = Docker(Config.from_task(t)).run()
+    t.container_id = result.container_id
+    t.state = State.FAILED if result.error else State.RUNNING
+    self.db[t.id] = t
+    return result""",
+            "Config.from_task(t, self.name)",
+        ),
     ],
     setup=namespace,
 )
@@ -367,6 +384,16 @@ def _judge_add(add_task) -> str | None:
             f"task_count is {w.task_count} after two tasks, one of them given twice: it counts tasks, not "
             "calls; count a task only if its id is in neither self.db nor self.queue"
         )
+    for request in [q for q in w.queue if q.id == one.id]:  # as run_task takes them and records one
+        w.queue.remove(request)
+    w.db[one.id] = replace(one, state=State.RUNNING)
+    again = replace(one, state=State.COMPLETED)
+    call("your add_task(one) as COMPLETED, once one is in self.db", w.add_task, again)
+    if w.task_count != 2:
+        return (
+            f"task_count is {w.task_count} after a task that self.db already holds was given again: "
+            "it counts tasks, not calls; a task whose id is in self.db was given before"
+        )
     return None
 
 
@@ -396,6 +423,11 @@ q4 = Exercise(
             "task_count is 3",
         ),
         Wrong("def add_task(self, t):\n    self.queue = [t]", "holds 1 task(s)"),
+        Wrong(
+            "def add_task(self, t):\n    if all(q.id != t.id for q in self.queue):\n"
+            "        self.task_count += 1\n    self.queue.append(copy.copy(t))",
+            "a task that self.db already holds",
+        ),
     ],
     setup=namespace,
 )
@@ -407,6 +439,8 @@ def _judge_run(run_task, bench: Bench) -> str | None:
     if error_of(result):
         why = error_of(result)
         return f"on an empty queue your run_task returned the error {why!r}: an empty queue is no error"
+    if not isinstance(result, DockerResult):
+        return f"on an empty queue your run_task returned {result!r}: return a DockerResult, as listing 4.12"
     first, second = bench.task(""), bench.task("")  # no names: a second start makes a second container
     w.add_task(first), w.add_task(second)
     result = call("your run_task() with two tasks queued", w.run_task)
@@ -437,6 +471,18 @@ def _judge_run(run_task, bench: Bench) -> str | None:
             "the refused PENDING task has a record in self.db: listing 4.12 stores a task it sees for the "
             "first time before checking the move. A refused request should change nothing: compare with "
             "self.db.get(queued.id, queued), and let start_task or stop_task store it"
+        )
+    w.add_task(replace(running, state=State.RUNNING))
+    result = call("your run_task() for a RUNNING task asked RUNNING", w.run_task)
+    if bench.engine.inspect(running.container_id).status != "running":
+        return (
+            "RUNNING -> RUNNING is in the map but asks for neither a start nor a stop, yet your run_task "
+            "stopped the container: only State.COMPLETED asks for stop_task; else return an error (step 7)"
+        )
+    if not error_of(result) or w.db[first.id] != running:
+        return (
+            "a request queued as RUNNING asks for neither a start nor a stop: return an error and change "
+            "nothing (step 7 of listing 4.12)"
         )
     w.add_task(replace(running, state=State.COMPLETED))  # with its container id, as listing 4.13 does
     call("your run_task() for a RUNNING task asked COMPLETED", w.run_task)
@@ -513,7 +559,46 @@ q5 = Exercise(
         return DockerResult(error="invalid transition")
     if queued.state is State.SCHEDULED:
         return self.start_task(queued)""",
+            "return an error and change nothing (step 7",
+        ),
+        Wrong(
+            """def run_task(self):
+    if not self.queue:
+        return DockerResult()
+    queued = self.queue.popleft()
+    persisted = self.db.get(queued.id, queued)
+    if not valid_state_transition(persisted.state, queued.state):
+        return DockerResult(error="invalid transition")
+    if queued.state is State.SCHEDULED:
+        return self.start_task(queued)
+    return DockerResult(error="not a start")""",
             "for State.COMPLETED call self.stop_task(queued)",
+        ),
+        Wrong(
+            """def run_task(self):
+    if not self.queue:
+        return DockerResult()
+    queued = self.queue.popleft()
+    persisted = self.db.get(queued.id, queued)
+    if not valid_state_transition(persisted.state, queued.state):
+        return DockerResult(error="invalid transition")
+    return self.start_task(queued) if queued.state is State.SCHEDULED else self.stop_task(queued)""",
+            "only State.COMPLETED asks for stop_task",
+        ),
+        Wrong(
+            """def run_task(self):
+    if not self.queue:
+        return None
+    queued = self.queue.popleft()
+    persisted = self.db.get(queued.id, queued)
+    if not valid_state_transition(persisted.state, queued.state):
+        return DockerResult(error="invalid transition")
+    if queued.state is State.SCHEDULED:
+        return self.start_task(queued)
+    if queued.state is State.COMPLETED:
+        return self.stop_task(queued)
+    return DockerResult(error="neither")""",
+            "return a DockerResult, as listing 4.12",
         ),
     ],
     setup=namespace,

@@ -94,6 +94,12 @@ def _judge_stop(stop, bench: Bench) -> str | None:
     if seen.status != GONE:
         if any(q.id == t.id for q in w.queue):
             return f"container {short} still runs and your request waits in the queue: call worker.run_task()"
+        if rec is not None and rec.state is State.COMPLETED and error_of(result):
+            return (
+                f"container {short} still runs and the worker refused your request ({error_of(result)!r}): "
+                "worker.db[task.id] is the worker's record itself, not a copy, so changing it made the "
+                "worker compare COMPLETED with COMPLETED. Queue a new request: replace(task, state=...)"
+            )
         if rec is not None and rec.state is State.COMPLETED:
             return (
                 f"the db says COMPLETED, but container {short} still runs: changing the worker's record "
@@ -139,6 +145,14 @@ q2 = Exercise(
             "    known = worker.db[task.id]\n"
             "    worker.add_task(replace(task, state=State.COMPLETED, container_id=known.container_id))",
             "call worker.run_task()",
+        ),
+        Wrong(
+            "def stop(worker, task):\n"
+            "    known = worker.db[task.id]\n"
+            "    known.state = State.COMPLETED\n"
+            "    worker.add_task(known)\n"
+            "    return worker.run_task()",
+            "is the worker's record itself, not a copy",
         ),
         Wrong(
             "def stop(worker, task):\n    worker.db[task.id].state = State.COMPLETED",

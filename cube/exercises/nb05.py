@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 import cube
 from cube.docker import connect
 from cube.exercises import Exercise, pair, remove_containers
+from cube.observe import Observed, describe_exit
 from cube.state import State, Transition
 from cube.task import Task
 from cube.worker import Worker
@@ -92,6 +93,8 @@ def _judge_removed(answer) -> str | None:
             "answer a tuple of three: (state, exit_code, reason), e.g. (rec.state, rec.exit_code, rec.reason)"
         )
     state, exit_code, reason = answer
+    if not isinstance(state, State):
+        return f"answer the state as a State, e.g. State.RUNNING, not {state!r}"
     if state is not State.FAILED:
         return (
             f"the state is FAILED, not {state}: nobody asked the worker to stop the task, so a "
@@ -102,7 +105,7 @@ def _judge_removed(answer) -> str | None:
             f"the exit code is None, not {exit_code!r}: a removed container leaves nothing behind to "
             "ask, so the worker cannot know how its process ended"
         )
-    if not isinstance(reason, str) or "removed" not in reason:
+    if reason != f"its container {describe_exit(Observed(''))}":  # what update_tasks() records for it
         return "the reason is the sentence the worker recorded: try it, and answer rec.reason"
     return None
 
@@ -127,6 +130,8 @@ answer = (rec.state, rec.exit_code, rec.reason)""",
         (State.FAILED, 137, "its container exited with code 137 (killed by SIGKILL)"),
         (State.COMPLETED, None, "its container was removed outside cube"),
         (State.FAILED, 0, "its container was removed outside cube"),
+        ("FAILED", None, "its container was removed outside cube"),
+        (State.FAILED, None, "it was not removed"),
         State.FAILED,
     ],
     setup=_engine_setup("5-2"),

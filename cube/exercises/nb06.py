@@ -7,7 +7,7 @@ from pydantic import ValidationError
 
 import cube
 from cube.api import Server, TaskEvent
-from cube.exercises import Exercise
+from cube.exercises import Exercise, pair
 from cube.worker import Worker
 
 # --- 6.1 -------------------------------------------------------------------------------------------
@@ -159,8 +159,8 @@ q2 = Exercise(
 
 
 def _judge_stop_by_name(answer) -> str | None:
-    if not isinstance(answer, tuple) or len(answer) != 2:
-        return "answer a pair (status code, where), e.g. (404, 'path.task_id')"
+    if (answer := pair(answer)) is None:
+        return "answer a pair (status code, where), e.g. (200, 'body.state')"
     status, where = answer
     if (status, where) == (422, "body.task.id"):
         return None
