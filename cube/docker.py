@@ -23,7 +23,7 @@ from docker.context import ContextAPI
 from docker.errors import APIError, DockerException, ImageNotFound
 
 from cube.observe import GONE, DockerResult, EngineError, Observed, describe_exit, explain
-from cube.task import Config
+from cube.task import LABEL_TASK, Config
 
 log = logging.getLogger(__name__)
 
@@ -43,15 +43,6 @@ def connect(client: DockerClient | None = None) -> DockerClient:
     return engine.client
 
 
-def check_client(client: object) -> None:
-    """Raise TypeError, saying what to pass, unless client is None or a docker.DockerClient."""
-    if client is not None and not isinstance(client, DockerClient):
-        raise TypeError(
-            f"client: expected a docker.DockerClient, got {type(client).__name__}. Pass docker.from_env(), "
-            "or docker.DockerClient(base_url='unix:///path/to/docker.sock') (not the SDK's APIClient)"
-        )
-
-
 def context(name: str | None = None) -> tuple[str, str] | None:
     """The docker CLI's context `name`, else its current one, as (name, engine address); None if none."""
     with suppress(DockerException):
@@ -65,8 +56,12 @@ class Docker:
     the engine, need none), through `client`: a docker.DockerClient, or None for docker.from_env()'s."""
 
     def __init__(self, config: Config | None = None, client: docker.DockerClient | None = None) -> None:
-        self.config = config
-        self.client = client
+        if client is not None and not isinstance(client, DockerClient):
+            raise TypeError(
+                f"client: expected a docker.DockerClient, got {type(client).__name__}: pass docker.from_env()"
+                " or docker.DockerClient(base_url='unix:///path/to/docker.sock'), not the SDK's APIClient"
+            )
+        self.config, self.client = config, client
 
     def run(self, adopt: bool = False, keep: bool = False) -> DockerResult:
         """Create and start the container: a success once its command runs, or if it exited 0 at once;
@@ -82,11 +77,12 @@ class Docker:
                 self._call("start", container_id)
                 log.info("started container %s", container_id[:12], extra={"at": "after start"})
                 seen = self._settle(container_id)
-        except EngineError as e:
-            if container_id and not (keep and e.unreachable):  # unanswered, it may run: adopt it later
+        except Exception as e:  # noqa: BLE001 - no error escapes run(): an EngineError, or a bug in cube
+            failed = self._failed("start", e, container_id)
+            if container_id and not (keep and failed.unreachable):  # unanswered, it may run: adopt it later
                 with suppress(EngineError):
                     self.remove(container_id)  # leave nothing half-made behind
-            return DockerResult(str(e), "start", container_id, unreachable=e.unreachable)
+            return failed
         failed = seen.ended and seen.exit_code != 0 and how != "adopted"  # 0: it did its work at once
         output = self._last_line(container_id) if failed else ""
         if seen.ended and not keep:  # what matters of it is in `seen`: a finished task keeps no container
@@ -104,8 +100,8 @@ class Docker:
             return DockerResult(error="no container id given: there is nothing to stop", action="stop")
         try:
             return self._stop(container_id)
-        except EngineError as e:
-            return DockerResult(str(e), "stop", container_id, unreachable=e.unreachable)
+        except Exception as e:  # noqa: BLE001 - no error escapes stop(): an EngineError, or a bug in cube
+            return self._failed("stop", e, container_id)
 
     def inspect(self, container_id: str) -> Observed:
         """What the engine says of the container now; status "gone" if it has none by that id."""
@@ -165,9 +161,11 @@ class Docker:
         done, seen = DockerResult(None, "stop", container_id, "success"), self.inspect(container_id)
         if seen.status in ("removing", GONE):  # someone (a worker that died, say) removes it
             return replace(done, result=self._until_gone(container_id))
-        if wrong := [f"{k}={v}" for k, v in self.config.labels.items() if seen.labels.get(k) != v]:
-            why = f"container {container_id[:12]} is not labelled {', '.join(wrong)}: cube stops only "
-            why += "the containers it made for this task and worker, and left it alone"
+        wanted = self.config.labels if self.config else {}  # a Config made by hand has none: cube's, at least
+        wrong = [f"{k}={v}" for k, v in wanted.items() if seen.labels.get(k) != v]
+        if wrong or LABEL_TASK not in seen.labels:
+            why = f"container {container_id[:12]} is not labelled {', '.join(wrong) or LABEL_TASK}: cube "
+            why += "stops only the containers it made for this task and worker, and left it alone"
             return DockerResult(why, "stop", container_id)  # no result: nothing was stopped
         try:
             if seen.ended:  # it exited by itself (or by a stop a worker that died sent): say how
@@ -190,9 +188,8 @@ class Docker:
         inspected, not judged by the list: the engine answers an inspect only once a start under way has
         ended, so one a worker sent as it died counts."""
         found = [self.inspect(s.container_id) for s in self.containers(self.config.labels)]
-        seen = min(
-            (s for s in found if s.started_at and s.status != GONE), key=lambda s: s.ended, default=None
-        )
+        started = [s for s in found if s.started_at and s.status != GONE]
+        seen = min(started, key=lambda s: s.ended, default=None)  # one that runs, else one that ran
         for other in found:
             if other.status != GONE and other is not seen:
                 self.remove(other.container_id)
@@ -210,7 +207,7 @@ class Docker:
                 if e.unreachable:
                     raise
                 break  # not running any more (409), or exiting as we asked (a 500): inspect says which
-            commands = [p[top["Titles"].index("CMD")] for p in top["Processes"] or []]
+            commands = [p[-1] for p in top["Processes"] or []]  # ps -ef's last column: CMD (Podman: COMMAND)
             if any(cmd != commands[0] for cmd in commands[1:]):  # init has exec'd the command
                 break
             time.sleep(0.005)
@@ -246,6 +243,12 @@ class Docker:
         except _STREAM_ERRORS as e:
             raise self._error(step, e, about) from e
 
+    def _failed(self, step: str, error: Exception, container_id: str) -> DockerResult:
+        if isinstance(error, EngineError):
+            return DockerResult(str(error), step, container_id, unreachable=error.unreachable)
+        log.exception("cube failed to %s %s", step, about := self._about(container_id))  # a bug in cube
+        return DockerResult(f"could not {step} {about}: a bug in cube ({error!r})", step, container_id)
+
     def _about(self, container_id: str = "") -> str:
         task = f"task {self.config.name or self.config.image!r}" if self.config else "the Docker engine"
         return f"container {container_id[:12]} of {task}" if container_id else task
@@ -258,11 +261,9 @@ class Docker:
             start = "Start Docker Desktop or dockerd (`make engine` in the cube folder), then try again."
             failed += f": no Docker engine answers at {_address(self.client)}: {silence}. {start}"
             return EngineError(step, failed, unreachable=True)
-        status = error.status_code if isinstance(error, APIError) else None
+        c, status = self.config, (error.status_code if isinstance(error, APIError) else None)
         said = f"the Docker engine said: {error.explanation}" if status else error
-        why = (
-            explain(step, status, self.config and self.config.name, self.config and self.config.image) or said
-        )
+        why = explain(step, status, c and c.name, c and c.image) or said
         return (_Gone if status == 404 else EngineError)(step, f"{failed}: {why}", status=status)
 
 
@@ -278,8 +279,7 @@ _VERBS = {"list": "list the containers of", "version": "ask the version of", "im
 
 
 def _silence(error: BaseException | None) -> str:
-    """Why no engine answered (refused, reset, timed out), in words; "" if one did. Not answered is not
-    refused: the engine may have carried out what it was asked."""
+    """Why no engine answered (refused, reset, timed out) in words; "" if one did (unanswered, it may act)."""
     why = ""
     while error is not None:  # docker.from_env() wraps what requests raised
         if isinstance(error, requests.Timeout):

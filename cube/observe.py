@@ -129,7 +129,9 @@ def refusal(task: Task, known: Task | None, op: str, busy: str, worker: str) -> 
         if op == "stop":
             return f"task {label} is already {known.state}: there is nothing to stop"
         where = f" in container {known.container_id[:12]}" if known.container_id else ""
-        return f"task {label} is already {known.state}{where}: stop it before starting it again"
+        return (
+            f"task {label} is already {known.state}{where}: a task runs once; to run it again, add a new Task"
+        )
     return None
 
 

@@ -199,8 +199,10 @@ class Config:
         }
 
     def ports(self) -> dict[str, str | None]:
-        """Each container port to publish, and its host port (None: the engine picks one)."""
-        return {p: self.port_bindings.get(p) for p in self.exposed_ports} | self.port_bindings
+        """Each container port to publish ("80" is "80/tcp"), and its host port (None: the engine picks)."""
+        full = {p: p if "/" in p else f"{p}/tcp" for p in [*self.exposed_ports, *self.port_bindings]}
+        bound = {full[p]: host for p, host in self.port_bindings.items()}  # the engine reads "80" as no port
+        return {full[p]: bound.get(full[p]) for p in self.exposed_ports} | bound
 
     @classmethod
     def from_task(cls, task: Task, worker: str = "") -> "Config":

@@ -21,7 +21,7 @@ from contextlib import suppress
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from cube.docker import Docker, DockerClient, DockerResult, EngineError, check_client
+from cube.docker import Docker, DockerClient, DockerResult, EngineError
 from cube.loop import Loop, Notifier
 from cube.observe import intent, refusal, started, stopped
 from cube.relist import relist
@@ -31,6 +31,7 @@ from cube.task import Config, Task
 
 log = logging.getLogger(__name__)
 _ASKS_FOR_NOTHING = "asks for nothing: enqueue it as SCHEDULED to start it or COMPLETED to stop it"
+_NEW_TASK = "the worker has no record of it, so only a start can begin: enqueue it as SCHEDULED"
 
 
 class Worker:
@@ -50,8 +51,8 @@ class Worker:
     ) -> None:
         if not isinstance(name, str) or not name:
             raise ValueError(f"name: a worker needs a name, e.g. Worker('worker-1'); got {name!r}")
-        check_client(client)
-        self.name, self.parallel, self.client, self._last = name, parallel, client, None
+        self.name, self.parallel, self.client = name, parallel, client
+        self._last = Docker(client=client)  # the first wrapper; a TypeError unless client is a DockerClient
         self._loop, self._notifier = Loop(self, parallel), Notifier(name)  # Loop checks `parallel`
         self.store = Store(db_path, name, on_change=self._notifier.tell)
         self._stale = set(self.store.busy())  # operations a worker that died left half done
@@ -106,8 +107,8 @@ class Worker:
             waiting = self.store.queued() and "every request waits for a task being started or stopped"
             return DockerResult(action="none", result=waiting or "no tasks in the queue")
         try:
-            persisted = self.store.task(queued.id) or queued  # a task seen for the first time: as it comes
-            why = f"invalid transition from {persisted.state} to {queued.state}"
+            persisted = (known := self.store.task(queued.id)) or queued  # a new task: as it comes
+            why = f"invalid transition from {persisted.state} to {queued.state}" if known else _NEW_TASK
             if valid_state_transition(persisted.state, queued.state):
                 if queued.state is State.SCHEDULED:
                     return self.start_task(queued)
@@ -115,7 +116,7 @@ class Worker:
                     return self.stop_task(queued)
                 why = f"a task queued as {queued.state} {_ASKS_FOR_NOTHING}"
             self.store.take(queued)  # nothing this worker can do: off the queue, and the listeners are told
-            dropped = f"{why} for task {queued.name or queued.id}; nothing was done"
+            dropped = f"task {queued.name or queued.id}: {why}; nothing was done"
             return self._notifier.tell(DockerResult(dropped, "none"))
         finally:
             self.store.give_back(queued)  # not taken (its start or stop was refused): it waits its turn again
@@ -153,7 +154,7 @@ class Worker:
         if result.error:
             log.warning("task %s was not stopped: %s", known.id, result.error)
             self._record(known, known.state, None)  # the stop is over, the task as it was
-            return result
+            return self._notifier.tell(result)  # the request is taken: its listeners are told why
         done = stopped(known, result)  # COMPLETED, with its finish time
         self._record(done, known.state, done.reason)  # record what the engine said
         return result
@@ -244,7 +245,6 @@ class Worker:
 
     def _unrecovered(self) -> DockerResult | None:
         """None once the worker has reconciled (it does so first); else why it does nothing yet."""
-        if not self._reconciled:
-            self.reconcile()
+        self._reconciled or self.reconcile()
         error = f"worker {self.name} waits for its Docker engine, to recover {self.store.path}: start it"
         return None if self._reconciled else DockerResult(error, "none", unreachable=True)

@@ -9,6 +9,7 @@ decides, for each request, what happens instead:
 - "hang": the connection is held open and never answered, as with an engine that is stuck;
 - "conflict": a made-up 409 answer, as the engine gives to a start of a container that someone is
   removing at that moment (a race the real engine cannot be made to lose on demand);
+- "refuse": a made-up 500 answer, as an engine gives when it fails to do what it was asked;
 - "unanswered": the real engine carries the request out, but its answer is lost (the connection is
   reset), as when the engine is too slow to answer in time, or the network fails on the way back.
 
@@ -25,7 +26,7 @@ import docker
 ENGINE_SOCKET = "/var/run/docker.sock"
 API_VERSION = "1.41"  # fixed, so that making a client asks the engine nothing
 
-Rule = Callable[[str, str], str]  # (method, path) -> "forward" | "drop" | "hang" | "unanswered"
+Rule = Callable[[str, str], str]  # (method, path) -> "forward", "drop", "hang", "conflict", ...
 
 
 class FaultyEngine:
@@ -74,11 +75,9 @@ class FaultyEngine:
             if action == "drop":
                 conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # reset
                 return
-            if action == "conflict":
-                body = b'{"message": "container is marked for removal and cannot be started"}'
-                head = (
-                    f"HTTP/1.1 409 Conflict\r\nContent-Type: application/json\r\nContent-Length: {len(body)}"
-                )
+            if action in _MADE_UP:
+                status, body = _MADE_UP[action]
+                head = f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {len(body)}"
                 conn.sendall(head.encode() + b"\r\nConnection: close\r\n\r\n" + body)
                 return
             headers = [h for h in lines[1:] if not h.lower().startswith("connection:")]
@@ -94,6 +93,12 @@ class FaultyEngine:
                 upstream = threading.Thread(target=_pipe, args=(conn, engine), daemon=True)
                 upstream.start()
                 _pipe(engine, conn)
+
+
+_MADE_UP = {  # rule -> the engine's answer, made up
+    "conflict": ("409 Conflict", b'{"message": "container is marked for removal and cannot be started"}'),
+    "refuse": ("500 Internal Server Error", b'{"message": "a made-up failure of the engine"}'),
+}
 
 
 def _pipe(src: socket.socket, dst: socket.socket) -> None:

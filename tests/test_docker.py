@@ -213,3 +213,16 @@ def test_a_409_on_start_after_create_is_explained_as_a_refused_start_with_a_fake
     )
     assert "refused to start it" in result.error and "already exists" not in result.error
     assert ours(client, labels) == [], "the container made before the refused start is removed"
+
+
+def test_a_stop_with_no_config_or_a_hand_made_one_leaves_a_container_cube_did_not_make(client, demo_image):
+    stranger = client.containers.run(demo_image, detach=True, init=True)  # no cube labels
+    try:
+        for docker_ in (Docker(client=client), Docker(Config("by-hand", demo_image), client)):
+            result = docker_.stop(stranger.id)
+            assert "is not labelled cube.task: cube stops only the containers it made" in result.error
+            assert result.result == ""
+        stranger.reload()
+        assert stranger.status == "running"
+    finally:
+        stranger.remove(force=True)

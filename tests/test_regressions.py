@@ -14,7 +14,7 @@ import pytest
 from faults import FaultyEngine, engine_dies_at
 from helpers import eventually, mine, page
 
-from cube import State, Task, Worker
+from cube import Docker, State, Task, Worker
 
 
 def start(worker: Worker, task: Task) -> Task:
@@ -195,6 +195,41 @@ def test_a_stop_met_by_a_conflict_then_no_answer_returns_a_result_and_keeps_the_
         assert result.unreachable and "stays first in the queue" in result.error
         assert w.store.busy() == {}, "the stop is over"
         assert w.db[t.id].state is State.RUNNING and [r.state for r in w.queue] == [State.COMPLETED]
+
+
+def test_a_stop_the_engine_refuses_keeps_the_task_and_tells_the_listeners_why_with_a_faked_500(
+    client, demo_image, task_name
+):
+    rule = lambda method, path: "refuse" if method == "POST" and path.endswith("/stop") else "forward"  # noqa: E731
+    with through_a_faulty_engine(rule, "500-stop", task_name, client, demo_image) as (w, t):
+        assert w.run_task().error is None
+        heard = []
+        w.subscribe(heard.append)
+        w.add_task(replace(t, state=State.COMPLETED))
+        result = w.run_task()
+        assert "a made-up failure of the engine" in result.error and not result.unreachable
+        assert w.db[t.id].state is State.RUNNING and w.store.busy() == {} and list(w.queue) == []
+        assert eventually(lambda: result in heard), "the listeners were not told of the stop that failed"
+        (container,) = mine(client, task=str(t.id))
+        assert container.status == "running"
+
+
+def test_a_start_that_cube_itself_fails_at_is_recorded_failed_not_left_half_done_with_a_faked_bug(
+    worker, client, demo_image, task_name, monkeypatch
+):
+    def bug(self, container_id):  # a fake: a bug in cube after the engine started the container
+        raise ValueError("a made-up bug")
+
+    monkeypatch.setattr(Docker, "_settle", bug)
+    t = Task(name=task_name, image=demo_image, state=State.SCHEDULED)
+    worker.add_task(t)
+    result = worker.run_task()
+    assert "a bug in cube (ValueError('a made-up bug'))" in result.error
+    assert worker.db[t.id].state is State.FAILED and worker.store.busy() == {}, "not stuck half started"
+    assert mine(client, task=str(t.id)) == [], "its container was removed"
+    monkeypatch.undo()
+    worker.add_task(t)  # FAILED -> SCHEDULED: asked again, it runs
+    assert worker.run_task().error is None and worker.db[t.id].state is State.RUNNING
 
 
 def test_a_new_worker_on_the_same_db_takes_over_the_containers_of_a_killed_one(client, demo_image, tmp_path):

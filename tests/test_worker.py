@@ -51,8 +51,8 @@ def free_port() -> int:
 
 
 def refused(error: str) -> str:
-    """The task named in an "invalid transition ... for task NAME; nothing was done" error."""
-    return error.split("for task ")[1].split(";")[0]
+    """The task named in a "task NAME: invalid transition ...; nothing was done" error."""
+    return error.removeprefix("task ").split(":")[0]
 
 
 # --- the queue and the db, without the engine -------------------------------------------------
@@ -445,3 +445,37 @@ def test_start_after_a_stop_that_timed_out_starts_again(worker, demo_image):
     again = Task(image=demo_image, state=State.SCHEDULED)
     worker.add_task(again)
     assert eventually(lambda: worker.db.get(again.id) and worker.db[again.id].state is State.RUNNING, 10)
+
+
+def test_a_port_without_its_protocol_is_published_where_the_task_binds_it(
+    worker, client, demo_image, task_name
+):
+    host = free_port()
+    t = Task(name=task_name, image=demo_image, state=State.SCHEDULED, port_bindings={"80": str(host)})
+    worker.add_task(t)
+    assert worker.run_task().error is None
+    assert worker.db[t.id].host_ports == {"80/tcp": host}  # "80" bound nothing, and was published nowhere
+    assert "Hello from" in page(host)
+
+
+@pytest.mark.parametrize("state", [State.PENDING, State.COMPLETED, State.FAILED])
+def test_a_new_task_queued_as_anything_but_scheduled_is_told_only_a_start_can_begin(offline, state):
+    offline.add_task(Task(name="new", image="cube/helloworld-http", state=state))
+    error = offline.run_task().error
+    assert error == (
+        "task new: the worker has no record of it, so only a start can begin: enqueue it as SCHEDULED; "
+        "nothing was done"
+    )
+    assert offline.client is None and len(offline.db) == 0 and len(offline.queue) == 0
+
+
+def test_a_start_of_a_task_that_ran_says_to_add_a_new_task_not_to_stop_it(worker, demo_image, task_name):
+    t = Task(name=task_name, image=demo_image, state=State.SCHEDULED)
+    assert worker.start_task(t).error is None
+    running = worker.start_task(t).error
+    worker.add_task(dataclasses.replace(t, state=State.COMPLETED))
+    assert worker.run_task().error is None
+    completed = worker.start_task(t).error
+    for error, state in ((running, "RUNNING"), (completed, "COMPLETED")):
+        assert f"is already {state}" in error and "a task runs once; to run it again, add a new Task" in error
+        assert "stop it" not in error
