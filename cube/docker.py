@@ -30,16 +30,14 @@ log = logging.getLogger(__name__)
 ENGINE_TIMEOUT = 5  # seconds to wait for an engine that accepted a request to answer it
 STOP_TIMEOUT = 10  # seconds Docker waits after SIGTERM before it sends SIGKILL
 SETTLE_TIMEOUT = 2.0  # how long run() watches for the command to show up beside init
-SDK_VERSION = docker.__version__
-_SDK_ERRORS = (DockerException, requests.RequestException)  # the SDK lets requests' own through
+_SDK_ERRORS = (DockerException, requests.RequestException, ValueError)  # requests' own; a bad address
 _STREAM_ERRORS = (*_SDK_ERRORS, urllib3.exceptions.HTTPError, OSError, ValueError)  # and a stream, these
 
 
 def connect(client: DockerClient | None = None) -> DockerClient:
     """`client` if given, else one made by docker.from_env(); EngineError if no engine answers."""
     engine = Docker(client=client)
-    if client is None:
-        engine._call("version", about="the Docker engine")  # making the client asked the engine already
+    client or engine.version()  # else making the client asked the engine: it answers
     return engine.client
 
 
@@ -128,8 +126,7 @@ class Docker:
         build = dict(fileobj=context, custom_context=True, tag=tag, rm=True, decode=True)
         yield from self._stream("build", **build, about=f"image {tag!r}")
 
-    def image(self, name: str) -> dict | None:
-        """What the engine says of an image (its Architecture, ...); None if it has none."""
+    def image(self, name: str) -> dict | None:  # what the engine says of it (Architecture, ...); None: none
         with suppress(_Gone):
             return self._call("image", name, about=f"image {name!r}")
 
@@ -260,6 +257,9 @@ class Docker:
         if silence := _silence(error):
             start = "Start Docker Desktop or dockerd (`make engine` in the cube folder), then try again."
             failed += f": no Docker engine answers at {_address(self.client)}: {silence}. {start}"
+            return EngineError(step, failed, unreachable=True)
+        if self.client is None and not isinstance(error, APIError):  # no client made: no engine asked
+            failed += f": cube cannot use the engine's address ({error}). Fix DOCKER_HOST or the context."
             return EngineError(step, failed, unreachable=True)
         c, status = self.config, (error.status_code if isinstance(error, APIError) else None)
         said = f"the Docker engine said: {error.explanation}" if status else error

@@ -19,12 +19,14 @@ engine only through the Docker wrapper.
 import os
 import shutil
 from dataclasses import dataclass, field
+from importlib import metadata
 
-from cube.docker import SDK_VERSION, Docker, DockerClient, EngineError, context
+from cube.docker import Docker, DockerClient, EngineError, context
 from cube.image import DEMO_IMAGE, builds_offline
 
 DEFAULT_ADDRESS = "unix:///var/run/docker.sock"
 
+SDK_VERSION = metadata.version("docker")  # the Docker SDK for Python installed here
 MIN_SDK = (7, 2)
 MIN_FREE = 2 * 2**30  # bytes
 
@@ -59,6 +61,10 @@ def doctor() -> Report:
     add(_sdk())
     address, why = default_address()
     add(Check(True, f"cube talks to the engine at {address} ({why})"))
+    if (name := os.environ.get("DOCKER_CONTEXT")) and not os.environ.get("DOCKER_HOST") and not context(name):
+        add(Check(False, f"DOCKER_CONTEXT names the context {name!r}, which does not exist: the docker CLI "
+                  "refuses it, and cube uses the default address", "`docker context ls` lists the contexts: "
+                  "set DOCKER_CONTEXT to one of them, or unset it"))  # fmt: skip
     socket_check = _socket(address)
     if socket_check:
         add(socket_check)
@@ -91,6 +97,8 @@ def default_address() -> tuple[str, str]:
         return os.environ["DOCKER_HOST"], "set by DOCKER_HOST"
     name = os.environ.get("DOCKER_CONTEXT")
     found, host = context(name) or ("default", None)
+    if name and found == "default" and host is None:
+        return DEFAULT_ADDRESS, f"the default: no DOCKER_HOST is set and the context {name!r} does not exist"
     if host is None or (found == "default" and not name):
         return DEFAULT_ADDRESS, "the default: no DOCKER_HOST is set and no docker context is chosen"
     source = "DOCKER_CONTEXT" if name else "`docker context use`"

@@ -18,14 +18,15 @@ log = logging.getLogger(__name__)
 
 OBSERVE_SECONDS = 1.0  # how often the engine is asked about the worker's containers
 RETRY_SECONDS = 1.0  # how long to wait before asking an engine that did not answer again
+MAX_PARALLEL = 64  # threads that take requests: more only wait on the same engine (and cost memory)
 
 
 class Loop:
     """Calls only a cube.Worker's thread-safe public methods: run_task() and update_tasks()."""
 
     def __init__(self, worker, parallel: int) -> None:
-        if isinstance(parallel, bool) or not isinstance(parallel, int) or parallel < 1:
-            raise ValueError(f"parallel: must be a whole number >= 1, got {parallel!r}")
+        if isinstance(parallel, bool) or not isinstance(parallel, int) or not 1 <= parallel <= MAX_PARALLEL:
+            raise ValueError(f"parallel: must be a whole number from 1 to {MAX_PARALLEL}, got {parallel!r}")
         self.worker, self.parallel = worker, parallel
         self._stopping = threading.Event()
         self._ready = threading.Condition()  # told when a request may have become ready

@@ -50,7 +50,10 @@ def install(app: FastAPI) -> None:
             return JSONResponse({"error": "the body is not valid JSON", "where": "body"}, status_code=400)
         if e.status_code == 405:  # Starlette names only the first route's methods
             matching = [r for r in app.routes if r.matches(request.scope)[0].value]  # the path fits
-            allowed = sorted({m for r in matching for m in getattr(r, "methods", None) or ()})
+            allowed = sorted({m for r in matching for m in getattr(r, "methods", None) or ()}) or [
+                "GET",
+                "HEAD",
+            ]
             headers = {"Allow": ", ".join(allowed)}
             error = f"{request.method} is not allowed on {request.url.path}; it takes {', '.join(allowed)}"
         elif e.status_code == 404:

@@ -116,6 +116,10 @@ class Metrics:
         states = {s.name: 0 for s in State}
         for t in tasks:
             states[t.state.name] += 1
+        queued = {q.id for q in self.worker.queue} - {
+            t.id for t in tasks
+        }  # not taken yet: as GET /tasks shows them
+        states[State.PENDING.name] += len(queued)
         with self._lock:
             host = self._host()
             latest = {

@@ -109,6 +109,10 @@ class ControlPanel(widgets.VBox):
             return self._say(f"Not enqueued: {e}", error=True)
         except StoreClosed as e:
             return self._worker_closed(e)
+        except Exception as e:  # noqa: BLE001 - a learner's add_task may raise anything: a sentence, not a traceback
+            return self._say(
+                f"Not enqueued: the worker's add_task raised {type(e).__name__}: {e}", error=True
+            )
         self.task_name.value = fresh_task_name()
         self._redraw_if_untold()
 
@@ -129,7 +133,13 @@ class ControlPanel(widgets.VBox):
             return self._worker_closed(e)
         if task is None or task.state is not State.RUNNING:
             return self._say("No running task is chosen: start one with Enqueue and Run next.", error=True)
-        if task.id in self._stops or any(q.id == task.id and q.state is State.COMPLETED for q in queued):
+        store = getattr(self.worker, "store", None)  # a cube.Worker's: a stop it has taken is under way there
+        stopping = store is not None and store.op(task.id) == "stop"
+        if (
+            stopping
+            or task.id in self._stops
+            or any(q.id == task.id and q.state is State.COMPLETED for q in queued)
+        ):
             return self._say(f"Stop of {task_label(task)} is already asked for: one is enough.", error=True)
         self._stops.add(task.id)
 

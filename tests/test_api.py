@@ -432,6 +432,8 @@ BAD = [
     pytest.param("PATCH", f"/tasks/{NO_TASK}", {"json": {}}, 405, rf"PATCH /tasks/{NO_TASK}", ["not allowed"],
                  id="PATCH /tasks/id"),
     pytest.param("GET", "/task", {}, 404, r"GET /task", ["/docs"], id="unknown path"),
+    pytest.param("POST", "/static-offline-docs/x.js", {}, 405, r"POST /static-offline-docs/x\.js",
+                 ["not allowed", "it takes GET, HEAD"], id="POST to the docs' files"),
     pytest.param("POST", "/tasks", {"content": json.dumps(event()), "headers": TEXT}, 415,
                  r"header\.content-type", ["application/json", "text/plain"], id="text/plain"),
     pytest.param("POST", "/tasks", {"content": json.dumps(event()), "headers": {"content-type": "text/json"}},

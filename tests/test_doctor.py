@@ -15,7 +15,7 @@ from contextlib import suppress
 import docker
 import pytest
 
-from cube import DEMO_IMAGE, Docker, doctor
+from cube import DEMO_IMAGE, Docker, State, Task, Worker, doctor
 from cube.doctor import _demo_image
 
 # Root may use any file, by the capabilities DAC_OVERRIDE and DAC_READ_SEARCH: without them it is
@@ -122,3 +122,24 @@ def test_the_demo_image_check_fails_for_an_image_built_for_another_architecture(
     assert wrong.fix == f"docker rmi {DEMO_IMAGE} && make image"
     assert _demo_image(engine.image(DEMO_IMAGE), here).ok
     assert not _demo_image(None, here).ok, "no image at all"
+
+
+@pytest.mark.parametrize("address", ["tcp://127.0.0.1:notaport", "foo://bar"])
+def test_an_address_the_sdk_cannot_read_is_a_problem_not_a_traceback(address, monkeypatch):
+    done = run_doctor({"DOCKER_HOST": address})
+    assert done.returncode == 1 and "Traceback" not in done.stdout + done.stderr
+    assert f"✗ no Docker engine answers at {address}" in done.stdout
+    monkeypatch.setenv("DOCKER_HOST", address)
+    w = Worker("doctor-bad-address")  # the worker says the same, and keeps the request
+    w.add_task(Task(image="cube/helloworld-http", state=State.SCHEDULED))
+    result, queued = w.run_task(), len(w.queue)
+    w.close()
+    assert result.unreachable and "cube cannot use the engine's address" in result.error
+    assert "a bug in cube" not in result.error and queued == 1
+
+
+def test_a_docker_context_that_does_not_exist_is_a_problem_with_a_fix(tmp_path):
+    done = run_doctor({"DOCKER_CONTEXT": "no-such-context", "DOCKER_CONFIG": str(tmp_path)})
+    assert done.returncode == 1
+    assert "the context 'no-such-context' does not exist" in done.stdout
+    assert "✗ DOCKER_CONTEXT names the context 'no-such-context', which does not exist" in done.stdout

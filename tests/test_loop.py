@@ -238,3 +238,9 @@ def test_a_listener_that_takes_a_second_does_not_slow_a_start_and_hears_every_ch
     assert eventually(lambda: len(heard) == 2, seconds=10)
     assert [(c.src, c.dst) for c, _ in heard] == [(None, State.SCHEDULED), (State.SCHEDULED, State.RUNNING)]
     assert {thread for _, thread in heard} == {f"cube-{worker.name}-notifier_0"}, "one thread of its own"
+
+
+@pytest.mark.parametrize("parallel", [0, 65, 1000, 2.0, True])
+def test_a_parallel_out_of_1_to_64_is_refused_saying_the_bounds(parallel):
+    with pytest.raises(ValueError, match=f"parallel: must be a whole number from 1 to 64, got {parallel!r}"):
+        Worker("w", parallel=parallel)

@@ -192,3 +192,11 @@ def test_stop_ends_the_sampling_threads_while_containers_are_followed(worker, de
     print(f"\nstop() took {time.monotonic() - began:.2f} s")
     assert ours() == []
     m.stop()  # twice is fine
+
+
+def test_states_count_a_task_only_queued_as_pending_as_get_tasks_shows_it(worker, demo_image):
+    for name in ("a", "b", "c"):
+        worker.add_task(Task(name=f"stats-queued-{name}", image=demo_image, state=State.SCHEDULED))
+    sample = Metrics(worker).sample()
+    assert sample["task_count"] == 3 and sample["states"]["PENDING"] == 3
+    assert sum(sample["states"].values()) == sample["task_count"]

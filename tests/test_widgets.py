@@ -451,3 +451,28 @@ def test_show_source_is_headed_with_the_path_from_cube_on_even_on_a_fake_windows
     monkeypatch.setattr(cube.notebook, "inspect", on_windows)
     monkeypatch.setattr(cube.notebook, "Path", PureWindowsPath)
     assert show_source(Worker.run_task).data.startswith("**cube/exercises/nb01.py**\n")
+
+
+def test_an_add_task_that_raises_anything_is_a_message_not_a_traceback_with_a_fake_worker(panel):
+    def broken_add_task(task):  # a fake: a learner's add_task that calls a method a list has not
+        raise AttributeError("'list' object has no attribute 'push'")
+
+    panel.worker.add_task = broken_add_task
+    panel.enqueue_button.click()
+    assert panel.last_message == (
+        "Not enqueued: the worker's add_task raised AttributeError: 'list' object has no attribute 'push'"
+    )
+
+
+def test_a_stop_click_while_the_worker_is_stopping_that_task_is_refused_with_a_faked_stop_under_way(panel):
+    panel.enqueue_button.click()
+    panel.run_button.click()
+    panel.wait()
+    task = only_task(panel)
+    panel.worker.store.save(task, "stop")  # a fake: as a started worker's loop has taken the stop, mid-way
+    panel.stop_button.click()
+    assert "already asked for" in panel.last_message and panel.worker.queue == ()
+    panel.worker.store.save(task)  # the stop over, as the loop would have it
+    panel.stop_button.click()
+    panel.wait()
+    assert only_task(panel).state is State.COMPLETED
