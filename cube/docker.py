@@ -66,6 +66,8 @@ class Docker:
         else removed, its exit code in the error. adopt: first adopt an earlier attempt's (_adopt). keep:
         leave a container that ended, or that a call no engine answered may have started, for the caller
         to remove once it has recorded it (a worker must: removed first, a crash would run it again)."""
+        if self.config is None:
+            return DockerResult("nothing to run: make it Docker(Config.from_task(task))", "start")
         container_id, how = "", "success"
         try:
             if adopt and (seen := self._adopt()):
@@ -174,9 +176,8 @@ class Docker:
             self.remove(container_id)
             log.info("stopped and removed container %s", container_id[:12])
         except EngineError as e:
-            if e.status not in (404, 409):
+            if e.status not in (404, 409):  # 404: removed by someone else meanwhile; 409: being removed now
                 raise
-            # removed by someone else meanwhile (404), or being removed by someone else now (409)
             done.result = "already gone" if e.status == 404 else self._until_gone(container_id)
         return done
 
@@ -251,8 +252,7 @@ class Docker:
         return f"container {container_id[:12]} of {task}" if container_id else task
 
     def _error(self, step: str, error: Exception, about: str) -> EngineError:
-        """The SDK's own words (a connection error's repr, a registry's DNS server) go to the log."""
-        log.info("could not %s %s: %r", step, about, error)
+        log.info("could not %s %s: %r", step, about, error)  # the SDK's own words go to the log only
         failed = f"could not {_VERBS.get(step, step)} {about}"
         if silence := _silence(error):
             start = "Start Docker Desktop or dockerd (`make engine` in the cube folder), then try again."

@@ -226,3 +226,9 @@ def test_a_stop_with_no_config_or_a_hand_made_one_leaves_a_container_cube_did_no
         assert stranger.status == "running"
     finally:
         stranger.remove(force=True)
+
+
+def test_run_with_no_config_is_a_result_that_says_what_to_pass():
+    result = Docker().run()
+    assert result.error == "nothing to run: make it Docker(Config.from_task(task))"
+    assert result.action == "start" and not result.container_id

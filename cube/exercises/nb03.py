@@ -317,7 +317,7 @@ q2 = Exercise(
         Wrong(
             """def start_task(self, t):
     return Docker().run()""",
-            "raised AttributeError",
+            "nothing to run: make it Docker(Config.from_task(task))",
         ),
         Wrong(
             """def start_task(self, t):
