@@ -142,7 +142,8 @@ class Docker:
 
     def _create(self) -> str:  # pulling the image first if the engine has none by that name
         c, about = self.config, self._about()
-        args = dict(environment=c.env, labels=c.labels, name=c.name or None, ports=list(c.ports()))
+        labels = {LABEL_TASK: ""} | c.labels  # cube's label, on a Config made by hand too: stop() needs it
+        args = dict(environment=c.env, labels=labels, name=c.name or None, ports=list(c.ports()))
         args["host_config"] = c.host_config()
         log.info("creating a container for %s", about, extra={"at": "before create"})
         try:
@@ -164,7 +165,7 @@ class Docker:
         wrong = [f"{k}={v}" for k, v in wanted.items() if seen.labels.get(k) != v]
         if wrong or LABEL_TASK not in seen.labels:
             why = f"container {container_id[:12]} is not labelled {', '.join(wrong) or LABEL_TASK}: cube "
-            why += "stops only the containers it made for this task and worker, and left it alone"
+            why += "stops only the containers it made (for its config's task and worker), and left it alone"
             return DockerResult(why, "stop", container_id)  # no result: nothing was stopped
         try:
             if seen.ended:  # it exited by itself (or by a stop a worker that died sent): say how
@@ -258,9 +259,8 @@ class Docker:
             start = "Start Docker Desktop or dockerd (`make engine` in the cube folder), then try again."
             failed += f": no Docker engine answers at {_address(self.client)}: {silence}. {start}"
             return EngineError(step, failed, unreachable=True)
-        if self.client is None and not isinstance(error, APIError):  # no client made: no engine asked
-            failed += f": cube cannot use the engine's address ({error}). Fix DOCKER_HOST or the context."
-            return EngineError(step, failed, unreachable=True)
+        if self.client is None and isinstance(error, ValueError):  # from_env() could not read the address
+            return EngineError(step, f"{failed}: cube cannot read the address ({error}): fix DOCKER_HOST")
         c, status = self.config, (error.status_code if isinstance(error, APIError) else None)
         said = f"the Docker engine said: {error.explanation}" if status else error
         why = explain(step, status, c and c.name, c and c.image) or said

@@ -149,6 +149,13 @@ def _no_answer(address: str, error: EngineError) -> Check:
             "start the engine (Docker Desktop, `sudo systemctl start docker`, or `make engine`), "
             "or point DOCKER_HOST / the docker context at one that runs",
         )
+    if error.status is None:  # no engine said anything: the address, or the TLS settings, cannot be used
+        return Check(
+            False,
+            f"cube cannot use the address {address}: {error}",
+            "set DOCKER_HOST to an engine's address (unix:///path/to/docker.sock, tcp://host:2375) or unset "
+            "it; for TLS, DOCKER_CERT_PATH must hold the certificates",
+        )
     return Check(
         False,
         f"the engine at {address} answered, but this SDK cannot talk to it: {error}",

@@ -130,7 +130,7 @@ def refusal(task: Task, known: Task | None, op: str, busy: str, worker: str) -> 
             return f"task {label} is already {known.state}: there is nothing to stop"
         where = f" in container {known.container_id[:12]}" if known.container_id else ""
         return (
-            f"task {label} is already {known.state}{where}: a task runs once; to run it again, add a new Task"
+            f"task {label} is already {known.state}{where}: it cannot start again; add a new Task to rerun it"
         )
     return None
 

@@ -114,7 +114,7 @@ class Worker:
                     return self.start_task(queued)
                 if queued.state is State.COMPLETED:
                     return self.stop_task(queued)
-                why = f"a task queued as {queued.state} {_ASKS_FOR_NOTHING}"
+                why = f"a task queued as {queued.state} {_ASKS_FOR_NOTHING}" if known else why
             self.store.take(queued)  # nothing this worker can do: off the queue, and the listeners are told
             dropped = f"task {queued.name or queued.id}: {why}; nothing was done"
             return self._notifier.tell(DockerResult(dropped, "none"))

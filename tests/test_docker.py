@@ -232,3 +232,13 @@ def test_run_with_no_config_is_a_result_that_says_what_to_pass():
     result = Docker().run()
     assert result.error == "nothing to run: make it Docker(Config.from_task(task))"
     assert result.action == "start" and not result.container_id
+
+
+def test_a_wrapper_on_a_config_made_by_hand_stops_the_container_it_ran(client, demo_image):
+    d = Docker(Config("", demo_image), client)  # no labels given: cube adds its own
+    result = d.run()
+    assert result.error is None
+    container = client.containers.get(result.container_id)
+    assert container.labels.get(LABEL_TASK) == "", "every container cube makes carries cube's label"
+    assert d.stop(result.container_id).error is None
+    assert client.containers.list(all=True, filters={"id": result.container_id}) == []

@@ -124,17 +124,21 @@ def test_the_demo_image_check_fails_for_an_image_built_for_another_architecture(
     assert not _demo_image(None, here).ok, "no image at all"
 
 
-@pytest.mark.parametrize("address", ["tcp://127.0.0.1:notaport", "foo://bar"])
-def test_an_address_the_sdk_cannot_read_is_a_problem_not_a_traceback(address, monkeypatch):
+@pytest.mark.parametrize(
+    "address, why",
+    [("tcp://127.0.0.1:notaport", "cube cannot read the address"), ("foo://bar", "Invalid bind address")],
+)
+def test_an_address_the_sdk_cannot_read_is_a_problem_not_a_traceback(address, why, monkeypatch):
     monkeypatch.setenv("DOCKER_HOST", address)
-    report = doctor()  # in this process: it raised ValueError for the first address
-    assert not report.ok and f"✗ no Docker engine answers at {address}" in repr(report)
-    w = Worker("doctor-bad-address")  # the worker says the same, and keeps the request
+    said = repr(doctor())  # in this process: it raised ValueError for the first address
+    assert f"✗ cube cannot use the address {address}: " in said and why in said
+    assert "fix: set DOCKER_HOST to an engine's address" in said
+    w = Worker("doctor-bad-address")  # the worker says the same, and records the start FAILED
     w.add_task(Task(image="cube/helloworld-http", state=State.SCHEDULED))
-    result, queued = w.run_task(), len(w.queue)
+    result, state = w.run_task(), w.db[w.history()[0].task_id].state
     w.close()
-    assert result.unreachable and "cube cannot use the engine's address" in result.error
-    assert "a bug in cube" not in result.error and queued == 1
+    assert why in result.error and "a bug in cube" not in result.error
+    assert not result.unreachable and state is State.FAILED  # no engine at that address will ever answer
 
 
 def test_a_docker_context_that_does_not_exist_is_a_problem_with_a_fix(tmp_path, monkeypatch):

@@ -458,7 +458,7 @@ def test_a_port_without_its_protocol_is_published_where_the_task_binds_it(
     assert "Hello from" in page(host)
 
 
-@pytest.mark.parametrize("state", [State.PENDING, State.COMPLETED, State.FAILED])
+@pytest.mark.parametrize("state", [State.PENDING, State.RUNNING, State.COMPLETED, State.FAILED])
 def test_a_new_task_queued_as_anything_but_scheduled_is_told_only_a_start_can_begin(offline, state):
     offline.add_task(Task(name="new", image="cube/helloworld-http", state=state))
     error = offline.run_task().error
@@ -477,5 +477,5 @@ def test_a_start_of_a_task_that_ran_says_to_add_a_new_task_not_to_stop_it(worker
     assert worker.run_task().error is None
     completed = worker.start_task(t).error
     for error, state in ((running, "RUNNING"), (completed, "COMPLETED")):
-        assert f"is already {state}" in error and "a task runs once; to run it again, add a new Task" in error
+        assert f"is already {state}" in error and "it cannot start again; add a new Task to rerun it" in error
         assert "stop it" not in error
