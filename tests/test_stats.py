@@ -120,6 +120,7 @@ def measured(metrics: Metrics, *tasks: Task, within: float = 8) -> dict[str, dic
 
 
 @pytest.mark.slow
+@pytest.mark.alone  # a busy loop gets a whole core only when no other test wants the CPUs
 def test_a_busy_container_reads_about_one_core_and_an_idle_one_little(worker, metrics, demo_image):
     busy = run(worker, Task(name=f"{worker.name}-busy", image=demo_image, cmd=BUSY))
     idle = run(worker, Task(name=f"{worker.name}-idle", image=demo_image))
