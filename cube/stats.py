@@ -116,10 +116,8 @@ class Metrics:
         states = {s.name: 0 for s in State}
         for t in tasks:
             states[t.state.name] += 1
-        queued = {q.id for q in self.worker.queue} - {
-            t.id for t in tasks
-        }  # not taken yet: as GET /tasks shows them
-        states[State.PENDING.name] += len(queued)
+        # A task only queued, not taken yet, is PENDING, as GET /tasks shows it.
+        states[State.PENDING.name] += len({q.id for q in self.worker.queue} - {t.id for t in tasks})
         with self._lock:
             host = self._host()
             latest = {
