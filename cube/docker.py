@@ -23,7 +23,7 @@ from docker.context import ContextAPI
 from docker.errors import APIError, DockerException, ImageNotFound
 
 from cube.observe import GONE, DockerResult, EngineError, Observed, describe_exit, explain
-from cube.task import LABEL_TASK, Config
+from cube.task import LABEL_ATTEMPT, LABEL_TASK, Config
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ class Docker:
 
     def run(self, adopt: bool = False, keep: bool = False) -> DockerResult:
         """Create and start the container: a success once its command runs, or if it exited 0 at once;
-        else removed, its exit code in the error. adopt: first adopt an earlier attempt's (_adopt). keep:
+        else removed, its exit code in the error. adopt: first adopt a cut-short start's (_adopt). keep:
         leave a container that ended, or that a call no engine answered may have started, for the caller
         to remove once it has recorded it (a worker must: removed first, a crash would run it again)."""
         if self.config is None:
@@ -161,8 +161,8 @@ class Docker:
         done, seen = DockerResult(None, "stop", container_id, "success"), self.inspect(container_id)
         if seen.status in ("removing", GONE):  # someone (a worker that died, say) removes it
             return replace(done, result=self._until_gone(container_id))
-        wanted = self.config.labels if self.config else {}  # a Config made by hand has none: cube's, at least
-        wrong = [f"{k}={v}" for k, v in wanted.items() if seen.labels.get(k) != v]
+        wanted = self.config.labels.items() if self.config else ()  # by hand: none; any start of the task
+        wrong = [f"{k}={v}" for k, v in wanted if seen.labels.get(k) != v and k != LABEL_ATTEMPT]
         if wrong or LABEL_TASK not in seen.labels:
             why = f"container {container_id[:12]} is not labelled {', '.join(wrong) or LABEL_TASK}: cube "
             why += "stops only the containers it made (for its config's task and worker), and left it alone"
@@ -183,9 +183,9 @@ class Docker:
         return done
 
     def _adopt(self) -> Observed | None:
-        """The container of this config that runs, or ran; those that never started are removed. Each is
-        inspected, not judged by the list: the engine answers an inspect only once a start under way has
-        ended, so one a worker sent as it died counts."""
+        """This attempt's container (its config's labels) that runs, or ran; those that never started are
+        removed. Each is inspected, not judged by the list: the engine answers an inspect only once a start
+        under way has ended, so one a worker sent as it died counts."""
         found = [self.inspect(s.container_id) for s in self.containers(self.config.labels)]
         started = [s for s in found if s.started_at and s.status != GONE]
         seen = min(started, key=lambda s: s.ended, default=None)  # one that runs, else one that ran

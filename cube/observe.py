@@ -135,10 +135,12 @@ def refusal(task: Task, known: Task | None, op: str, busy: str, worker: str) -> 
     return None
 
 
-def intent(task: Task) -> Task:
-    """The task as recorded before it is started: SCHEDULED, with its start time, nothing observed yet."""
+def intent(task: Task, since: datetime | None = None) -> Task:
+    """The task as recorded before it is started: SCHEDULED, nothing observed yet, and its start time (now,
+    or `since`: that of a start cut short being finished, so that its container's label is found)."""
+    start_time = since or datetime.now(UTC)
     return replace(copy.deepcopy(task), state=State.SCHEDULED, container_id="", host_ports={}, exit_code=None,
-                   restarts=0, reason="starting", start_time=datetime.now(UTC), finish_time=None)  # fmt: skip
+                   restarts=0, reason="starting", start_time=start_time, finish_time=None)  # fmt: skip
 
 
 def started(task: Task, result: DockerResult) -> Task:

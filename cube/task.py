@@ -19,6 +19,7 @@ MAX_BYTES = 2**63 - 1  # the engine reads limits as int64
 # Every container cube creates carries LABEL_TASK; `docker ps --filter label=cube.task` lists them.
 LABEL_TASK = "cube.task"
 LABEL_WORKER = "cube.worker"
+LABEL_ATTEMPT = "cube.attempt"  # which start of the task made it: the time its intent was recorded
 
 
 class TaskError(ValueError):
@@ -206,7 +207,8 @@ class Config:
 
     @classmethod
     def from_task(cls, task: Task, worker: str = "") -> "Config":
-        """The book's NewConfig. Labels mark the container as cube's, for its task and worker."""
+        """The book's NewConfig. Labels mark the container as cube's, for its task, worker and attempt."""
         labels = {LABEL_TASK: str(task.id)} | ({LABEL_WORKER: worker} if worker else {})
+        labels |= {LABEL_ATTEMPT: task.start_time.isoformat()} if task.start_time else {}
         shared = {f.name: copy.deepcopy(getattr(task, f.name)) for f in fields(cls) if hasattr(task, f.name)}
         return cls(**shared, labels=labels)

@@ -217,9 +217,9 @@ class Worker:
             if op == "stop":
                 self.store.save(known, op)
                 return known, None, False
-            src = known and known.state
-            reason = None if src is State.SCHEDULED else "asked to start again" if src else "accepted"
-            return self._record(intent(task), src, reason, op), None, src is State.SCHEDULED
+            src, resuming = known and known.state, bool(known and known.state is State.SCHEDULED)
+            reason = None if resuming else "asked to start again" if src else "accepted"
+            return self._record(intent(task, resuming and known.start_time), src, reason, op), None, resuming
 
     def _record(self, task: Task, src: State | None, reason: str | None, op: str = "") -> Task:
         """Save the task, with the operation under way if any, and the move from src if reason names one."""

@@ -12,7 +12,7 @@ import docker
 import pytest
 from helpers import eventually, mine, page
 
-from cube import LABEL_TASK, LABEL_WORKER, State, Task, Worker, valid_state_transition
+from cube import LABEL_TASK, LABEL_WORKER, Docker, State, Task, Worker, valid_state_transition
 
 NO_ENGINE = "unix:///tmp/cube-no-such.sock"
 MiB = 2**20
@@ -409,6 +409,40 @@ def test_a_job_that_ended_before_a_fake_crash_cut_its_record_short_is_adopted_no
         assert "while no worker watched" in done.reason
         assert mine(client, task=str(t.id)) == [], "and its container is removed once that is recorded"
         survivor.close()
+    finally:
+        for c in mine(client, worker=name):
+            c.remove(force=True)
+
+
+def test_a_start_cut_short_before_create_runs_its_job_and_adopts_no_older_attempts_container(
+    client, demo_image, tmp_path, monkeypatch
+):
+    name, path = f"test-attempt-{time.monotonic_ns() % 10**8}", str(tmp_path / "w.db")
+    t = Task(image=demo_image, state=State.SCHEDULED, cmd=["sh", "-c", "exit 3"])
+    first = Worker(name, client, db_path=path)
+    first.add_task(t)
+    first.run_task()
+    assert first.db[t.id].exit_code == 3
+    # An earlier attempt's container that ran and exited 3, left behind (its removal failed, say).
+    old = client.containers.run(demo_image, ["sh", "-c", "exit 3"], detach=True,
+                                labels={LABEL_TASK: str(t.id), LABEL_WORKER: name})  # fmt: skip
+    try:
+        assert old.wait()["StatusCode"] == 3
+
+        def crash(*_, **__):
+            raise FakeCrash  # the intent is recorded; the worker dies before it creates anything
+
+        monkeypatch.setattr(Docker, "run", crash)
+        first.add_task(dataclasses.replace(t, cmd=["true"]))  # run it again, a job that exits 0 this time
+        with pytest.raises(FakeCrash):
+            first.run_task()
+        first.store.close()
+        monkeypatch.undo()
+        with Worker(name, client, db_path=path) as survivor:  # reconciles first: it finishes the start
+            done = survivor.db[t.id]
+            assert (done.state, done.exit_code) == (State.COMPLETED, 0), (done, survivor.history())
+            assert done.container_id != old.id, "the older attempt's container is not this start's"
+            assert mine(client, task=str(t.id)) == [], "and the older one is removed: no task needs it"
     finally:
         for c in mine(client, worker=name):
             c.remove(force=True)
