@@ -1,13 +1,11 @@
-"""The Docker wrapper (listing 4.2): every call to the engine, and every SDK error, is here.
-
-run() and stop() return a DockerResult whose error says what failed and what to do; other calls raise
-EngineError. Where cube differs from the book, and why:
+"""The Docker wrapper (listing 4.2): every call to the engine, and every SDK error, is here. run() and
+stop() return a DockerResult whose error says what failed and what to do; other calls raise EngineError.
+Where cube differs from the book, and why:
 - run() pulls only a missing image (the book pulls on every run: slow, or impossible offline).
 - An init process: a stop takes no 10 s; run() succeeds once the command runs, not just init.
 - run(adopt=True) finishes an attempt a crash cut short instead of repeating it.
 - stop() touches only a container labelled for its task and worker; inspect() says "gone", not nil.
-- No error escapes run() or stop() (NewDocker drops one); an engine has ENGINE_TIMEOUT s, not 60.
-"""
+- No error escapes run() or stop() (NewDocker drops one); an engine has ENGINE_TIMEOUT s, not 60."""
 
 import logging
 import time
@@ -23,7 +21,7 @@ from docker.context import ContextAPI
 from docker.errors import APIError, DockerException, ImageNotFound
 
 from cube.observe import GONE, DockerResult, EngineError, Observed, describe_exit, explain
-from cube.task import LABEL_ATTEMPT, LABEL_TASK, Config
+from cube.task import LABEL_ATTEMPT, LABEL_TASK, LABEL_WORKER, Config
 
 log = logging.getLogger(__name__)
 
@@ -31,14 +29,7 @@ ENGINE_TIMEOUT = 5  # seconds to wait for an engine that accepted a request to a
 STOP_TIMEOUT = 10  # seconds Docker waits after SIGTERM before it sends SIGKILL
 SETTLE_TIMEOUT = 2.0  # how long run() watches for the command to show up beside init
 _SDK_ERRORS = (DockerException, requests.RequestException, ValueError)  # requests' own; a bad address
-_STREAM_ERRORS = (*_SDK_ERRORS, urllib3.exceptions.HTTPError, OSError, ValueError)  # and a stream, these
-
-
-def connect(client: DockerClient | None = None) -> DockerClient:
-    """`client` if given, else one made by docker.from_env(); EngineError if no engine answers."""
-    engine = Docker(client=client)
-    client or engine.version()  # else making the client asked the engine: it answers
-    return engine.client
+_STREAM_ERRORS = (*_SDK_ERRORS, urllib3.exceptions.HTTPError, OSError)  # and a stream, these
 
 
 def context(name: str | None = None) -> tuple[str, str] | None:
@@ -132,8 +123,7 @@ class Docker:
         with suppress(_Gone):
             return self._call("image", name, about=f"image {name!r}")
 
-    def version(self) -> dict:
-        """The engine's `docker version`, with the API version this client speaks (ClientApiVersion)."""
+    def version(self) -> dict:  # the engine's `docker version`, and the API version this client speaks
         said = self._call("version", about="the Docker engine")
         return {**said, "ClientApiVersion": self.client.api.api_version}
 
@@ -149,13 +139,25 @@ class Docker:
         try:
             made = self._call("create", c.image, c.cmd or None, **args, about=about)
         except EngineError as e:
-            if not isinstance(e.__cause__, ImageNotFound):
+            if isinstance(e.__cause__, ImageNotFound):
+                log.info("image %s is not here; pulling it", c.image)
+                self._call("pull", c.image, about=about)
+            elif e.status != 409 or not self._free(c.name, labels):
                 raise
-            log.info("image %s is not here; pulling it", c.image)
-            self._call("pull", c.image, about=about)
             made = self._call("create", c.image, c.cmd or None, **args, about=about)
         log.info("created container %s for %s", made["Id"][:12], about, extra={"at": "after create"})
         return made["Id"]
+
+    def _free(self, name: str, labels: dict[str, str]) -> bool:
+        """Take `name` back from a container of an earlier start of the same task and worker that no longer
+        runs (a worker removes it once it has recorded its end, and may be doing so): True if it is free."""
+        seen, alive = self.inspect(name), ("running", "paused", "restarting")
+        same = [seen.labels.get(k) == labels.get(k) for k in (LABEL_TASK, LABEL_WORKER, LABEL_ATTEMPT)]
+        if seen.status != GONE and (same != [True, True, False] or seen.status in alive):
+            return False
+        with suppress(EngineError):  # being removed already
+            self.remove(seen.container_id)
+        return bool(self._until_gone(seen.container_id))
 
     def _stop(self, container_id: str) -> DockerResult:
         done, seen = DockerResult(None, "stop", container_id, "success"), self.inspect(container_id)
@@ -189,9 +191,8 @@ class Docker:
         found = [self.inspect(s.container_id) for s in self.containers(self.config.labels)]
         started = [s for s in found if s.started_at and s.status != GONE]
         seen = min(started, key=lambda s: s.ended, default=None)  # one that runs, else one that ran
-        for other in found:
-            if other.status != GONE and other is not seen:
-                self.remove(other.container_id)
+        for other in (o for o in found if o.status != GONE and o is not seen):
+            self.remove(other.container_id)
         if seen:
             log.info("adopted container %s of %s: %s", seen.container_id[:12], self._about(), seen.status)
         return seen
@@ -221,9 +222,8 @@ class Docker:
         return "already gone"
 
     def _last_line(self, container_id: str) -> str:  # often the reason it failed
-        with suppress(EngineError):
-            lines = self._call("logs", container_id, tail=1).decode(errors="replace").splitlines()
-            return lines[-1].strip() if lines else ""
+        with suppress(EngineError, IndexError):  # IndexError: it printed nothing
+            return self._call("logs", container_id, tail=1).decode(errors="replace").splitlines()[-1].strip()
         return ""
 
     def _call(self, step: str, *args, about: str = "", **kwargs):

@@ -11,7 +11,7 @@ learner's set-up goes wrong, and prints a fix for each one that fails:
 - the demo image is built, for the CPU architecture the engine runs;
 - free disk where the engine keeps its images and containers.
 
-Every client cube makes is docker.from_env()'s (cube.docker.connect()): what the doctor finds is
+Every client cube makes is docker.from_env()'s (as connect() makes it): what the doctor finds is
 what the Worker, the Docker wrapper, the panel and the API will use. The doctor, too, asks the
 engine only through the Docker wrapper.
 """
@@ -29,6 +29,13 @@ DEFAULT_ADDRESS = "unix:///var/run/docker.sock"
 SDK_VERSION = metadata.version("docker")  # the Docker SDK for Python installed here
 MIN_SDK = (7, 2)
 MIN_FREE = 2 * 2**30  # bytes
+
+
+def connect(client: DockerClient | None = None) -> DockerClient:
+    """`client` if given, else one made by docker.from_env(); EngineError if no engine answers."""
+    engine = Docker(client=client)
+    client or engine.version()  # else making the client asked the engine: it answers
+    return engine.client
 
 
 @dataclass

@@ -244,3 +244,20 @@ def test_a_listener_that_takes_a_second_does_not_slow_a_start_and_hears_every_ch
 def test_a_parallel_out_of_1_to_64_is_refused_saying_the_bounds(parallel):
     with pytest.raises(ValueError, match=f"parallel: must be a whole number from 1 to 64, got {parallel!r}"):
         Worker("w", parallel=parallel)
+
+
+def test_a_named_failing_task_asked_twice_on_four_threads_runs_twice_under_its_name(client, demo_image):
+    name = f"test-twice-{time.monotonic_ns() % 10**8}"
+    with Worker(name, client, parallel=4) as w:
+        w.start()
+        tasks = [Task(name=f"{name}-{i}", image=demo_image, state=State.SCHEDULED, cmd=["sh", "-c", "exit 3"])
+                 for i in range(3)]  # fmt: skip
+        for t in tasks:
+            w.add_task(t)
+            w.add_task(t)  # asked again at once: the second start races the first one's removal
+        assert eventually(lambda: not w.queue and all(len(w.history(t.id)) == 4 for t in tasks), 20)
+        for t in tasks:
+            failures = [m.reason for m in w.history(t.id) if m.dst is State.FAILED]
+            assert len(failures) == 2 and all("exited with code 3" in r for r in failures), failures
+            assert w.db[t.id].exit_code == 3
+        assert eventually(lambda: not mine(client, worker=name)), "and neither container is left"

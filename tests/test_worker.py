@@ -513,3 +513,31 @@ def test_a_start_of_a_task_that_ran_says_to_add_a_new_task_not_to_stop_it(worker
     for error, state in ((running, "RUNNING"), (completed, "COMPLETED")):
         assert f"is already {state}" in error and "it cannot start again; add a new Task to rerun it" in error
         assert "stop it" not in error
+
+
+def test_a_named_task_run_again_takes_its_name_back_from_its_own_ended_container_not_from_others(
+    worker, client, demo_image
+):
+    t = Task(name=f"test-rename-{time.monotonic_ns() % 10**8}", image=demo_image, state=State.SCHEDULED)
+    ours = {LABEL_TASK: str(t.id), LABEL_WORKER: worker.name}
+    # An earlier start of this task that exited 3, its end recorded, and its container left behind
+    # (a removal that failed, or one that another of the worker's threads is still making).
+    worker.add_task(dataclasses.replace(t, cmd=["sh", "-c", "exit 3"]))
+    assert worker.run_task().error and worker.db[t.id].state is State.FAILED
+    old = client.containers.run(demo_image, ["sh", "-c", "exit 3"], name=t.name, labels=ours, detach=True)
+    old.wait()
+    worker.add_task(t)  # run it again: the demo web server this time
+    result = worker.run_task()
+    assert result.error is None, result.error
+    assert worker.db[t.id].state is State.RUNNING
+    assert [c.id for c in mine(client, task=str(t.id))] == [result.container_id], "the old one is removed"
+
+    other = Task(name=f"{t.name}-x", image=demo_image, state=State.SCHEDULED)
+    theirs = client.containers.create(demo_image, name=other.name, labels={LABEL_TASK: "someone-else"})
+    try:
+        worker.add_task(other)
+        refused = worker.run_task()
+        assert "already exists" in refused.error, "a name another task holds is not taken from it"
+        assert client.containers.get(theirs.id).status == "created", "and that container is left alone"
+    finally:
+        theirs.remove(force=True)

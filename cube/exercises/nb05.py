@@ -4,7 +4,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import cube
-from cube.docker import connect
+from cube.doctor import connect
 from cube.exercises import Exercise, pair, remove_containers
 from cube.observe import Observed, describe_exit
 from cube.state import State, Transition
