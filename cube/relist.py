@@ -1,6 +1,8 @@
 """What update_tasks() does, as the kubelet's PLEG relists its runtime (pkg/kubelet/pleg/generic.go):
 one list of the worker's containers, an inspect only of those that changed, one transition recorded
-for each difference (cube.observe's rules); then the containers no task needs are removed.
+for each difference (cube.observe's rules); then the containers no task needs are removed. A task
+whose stop waits in the queue is left to that stop, which says how its container ended: a stop the
+engine carried out without answering would otherwise be recorded as a removal behind cube's back.
 """
 
 import logging
@@ -17,12 +19,13 @@ log = logging.getLogger(__name__)
 
 
 def relist(store: Store, d: Docker, worker: str) -> list[Transition] | None:
-    """Observe the RUNNING tasks of `worker`, record what changed, and remove the containers no task
-    needs. Returns the transitions recorded; None if the engine did not answer the list."""
+    """Observe the RUNNING tasks of `worker` (but those a stop waits for), record what changed, and remove
+    the containers no task needs. Returns the transitions recorded; None if the list went unanswered."""
     changes = []
     try:
         listed = {seen.container_id: seen for seen in d.containers({LABEL_WORKER: worker})}
-        for task in (t for t in store.tasks() if t.state is State.RUNNING):
+        stopping = {r.id for r in store.queued() if r.state is State.COMPLETED}  # their stops will say how
+        for task in (t for t in store.tasks() if t.state is State.RUNNING and t.id not in stopping):
             seen = listed.get(task.container_id, Observed(task.container_id))
             if seen.status != "running" or task.restart_policy:  # for the exit code, the restart count
                 seen = d.inspect(task.container_id)

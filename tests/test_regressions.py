@@ -177,6 +177,27 @@ def test_a_start_whose_answer_is_lost_keeps_its_container_and_the_retry_adopts_i
         assert w.db[t.id].state is State.RUNNING and w.db[t.id].container_id == container.id
 
 
+def test_a_stop_whose_answer_is_lost_is_left_to_its_retry_not_taken_for_a_removal_with_a_faked_reply_loss(
+    client, demo_image, task_name
+):
+    lost = []  # the engine stops the container, and its answer is lost on the way back
+
+    def rule(method, path):
+        return "forward" if lost or not path.endswith("/stop") else lost.append(1) or "unanswered"
+
+    with through_a_faulty_engine(rule, "lost-stop", task_name, client, demo_image) as (w, t):
+        assert w.run_task().error is None
+        w.add_task(replace(t, state=State.COMPLETED))
+        assert w.run_task().unreachable, "no answer: the stop stays first in the queue"
+        assert eventually(lambda: client.containers.get(w.db[t.id].container_id).status == "exited")
+        assert w.update_tasks() == [], "the stop, tried again, will say how it ended"
+        again = w.run_task()
+        assert again.error is None, again.error
+        done = w.db[t.id]
+        assert done.state is State.COMPLETED and done.reason.startswith("stopped on request"), done.reason
+        assert [(m.src, m.dst) for m in w.history(t.id)][-1] == (State.RUNNING, State.COMPLETED)
+
+
 def test_a_stop_met_by_a_conflict_then_no_answer_returns_a_result_and_keeps_the_request_with_faked_answers(
     client, demo_image, task_name
 ):
