@@ -142,21 +142,21 @@ class Docker:
             if isinstance(e.__cause__, ImageNotFound):
                 log.info("image %s is not here; pulling it", c.image)
                 self._call("pull", c.image, about=about)
-            elif e.status != 409 or not self._free(c.name, labels):
+            elif e.status != 409 or not self._free(c.name, labels):  # a worker removes it after its record
                 raise
             made = self._call("create", c.image, c.cmd or None, **args, about=about)
         log.info("created container %s for %s", made["Id"][:12], about, extra={"at": "after create"})
         return made["Id"]
 
     def _free(self, name: str, labels: dict[str, str]) -> bool:
-        """Take `name` back from a container of an earlier start of the same task and worker that no longer
-        runs (a worker removes it once it has recorded its end, and may be doing so): True if it is free."""
-        seen, alive = self.inspect(name), ("running", "paused", "restarting")
+        """Take `name` back from an ended container of this task and worker's earlier start: True if free."""
+        if (seen := self.inspect(name)).status == GONE:  # removed meanwhile, by the worker that recorded it
+            return True
         same = [seen.labels.get(k) == labels.get(k) for k in (LABEL_TASK, LABEL_WORKER, LABEL_ATTEMPT)]
-        if seen.status != GONE and (same != [True, True, False] or seen.status in alive):
-            return False
+        if same != [True, True, False] or seen.status not in ("exited", "dead", "removing"):
+            return False  # another's, or one that runs or may be about to (created)
         with suppress(EngineError):  # being removed already
-            self.remove(seen.container_id)
+            self.remove(seen.container_id)  # by its id: the name may be someone else's by now
         return bool(self._until_gone(seen.container_id))
 
     def _stop(self, container_id: str) -> DockerResult:

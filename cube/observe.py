@@ -14,6 +14,7 @@ from cube.task import Task
 
 GONE = "gone"  # the status of a container the engine no longer has
 PAUSED = "its container is paused"
+WAITING = "waiting for the Docker engine to answer"  # a request it did not answer waits to be tried again
 
 
 @dataclass

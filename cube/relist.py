@@ -1,8 +1,9 @@
 """What update_tasks() does, as the kubelet's PLEG relists its runtime (pkg/kubelet/pleg/generic.go):
 one list of the worker's containers, an inspect only of those that changed, one transition recorded
 for each difference (cube.observe's rules); then the containers no task needs are removed. A task
-whose stop waits in the queue is left to that stop, which says how its container ended: a stop the
-engine carried out without answering would otherwise be recorded as a removal behind cube's back.
+whose stop went unanswered is left to that stop, tried again, which says how its container ended: a
+stop the engine carried out without answering would otherwise be recorded as a removal behind
+cube's back.
 """
 
 import logging
@@ -10,7 +11,7 @@ import uuid
 from datetime import UTC, datetime
 
 from cube.docker import Docker, EngineError, Observed
-from cube.observe import observed, unneeded
+from cube.observe import WAITING, observed, unneeded
 from cube.state import State, Transition
 from cube.store import Store
 from cube.task import LABEL_TASK, LABEL_WORKER
@@ -19,13 +20,16 @@ log = logging.getLogger(__name__)
 
 
 def relist(store: Store, d: Docker, worker: str) -> list[Transition] | None:
-    """Observe the RUNNING tasks of `worker` (but those a stop waits for), record what changed, and remove
-    the containers no task needs. Returns the transitions recorded; None if the list went unanswered."""
+    """Observe the RUNNING tasks of `worker` (but one whose stop waits to be tried again), record what
+    changed, and remove the containers no task needs. Returns the transitions recorded; None if the
+    engine did not answer the list."""
     changes = []
     try:
         listed = {seen.container_id: seen for seen in d.containers({LABEL_WORKER: worker})}
-        stopping = {r.id for r in store.queued() if r.state is State.COMPLETED}  # their stops will say how
-        for task in (t for t in store.tasks() if t.state is State.RUNNING and t.id not in stopping):
+        retried = {r.id for r in store.queued() if r.state is State.COMPLETED}  # stops to be tried again
+        for task in (t for t in store.tasks() if t.state is State.RUNNING):
+            if task.reason == WAITING and task.id in retried:  # its stop went unanswered: it will say how
+                continue
             seen = listed.get(task.container_id, Observed(task.container_id))
             if seen.status != "running" or task.restart_policy:  # for the exit code, the restart count
                 seen = d.inspect(task.container_id)

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 
 from cube.docker import Docker, DockerClient, DockerResult, EngineError
 from cube.loop import Loop, Notifier
-from cube.observe import intent, refusal, started, stopped
+from cube.observe import WAITING, intent, refusal, started, stopped
 from cube.relist import relist
 from cube.state import State, Transition, valid_state_transition
 from cube.store import Records, Requests, Store
@@ -233,7 +233,7 @@ class Worker:
 
     def _put_back(self, task: Task, wanted: State, result: DockerResult) -> DockerResult:
         log.warning("task %s waits for the engine: %s", task.id, result.error)
-        waiting = replace(task, reason="waiting for the Docker engine to answer")
+        waiting = replace(task, reason=WAITING)
         self.store.put_back(waiting, replace(task, state=wanted))  # as it was, and its request first
         result.error += " The request stays first in the queue and will be tried again."
         return result

@@ -54,10 +54,11 @@ class Starts:
 
 
 def mine(client: docker.DockerClient, **labels: str) -> list:
-    """The containers, running or not, carrying every given cube label (task=..., worker=...)."""
+    """The containers, running or not, carrying every given cube label (task=..., worker=...); one
+    removed while they are listed is not among them."""
     names = {"task": LABEL_TASK, "worker": LABEL_WORKER}
     wanted = [f"{names[k]}={v}" for k, v in labels.items()]
-    return client.containers.list(all=True, filters={"label": wanted})
+    return client.containers.list(all=True, filters={"label": wanted}, ignore_removed=True)
 
 
 def page(port: int, within: float = 5.0) -> str:

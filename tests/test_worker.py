@@ -7,12 +7,14 @@ import itertools
 import socket
 import threading
 import time
+from datetime import UTC, datetime
 
 import docker
 import pytest
 from helpers import eventually, mine, page
 
-from cube import LABEL_TASK, LABEL_WORKER, Docker, State, Task, Worker, valid_state_transition
+from cube import LABEL_TASK, LABEL_WORKER, Config, Docker, State, Task, Worker, valid_state_transition
+from cube.task import LABEL_ATTEMPT
 
 NO_ENGINE = "unix:///tmp/cube-no-such.sock"
 MiB = 2**20
@@ -539,5 +541,32 @@ def test_a_named_task_run_again_takes_its_name_back_from_its_own_ended_container
         refused = worker.run_task()
         assert "already exists" in refused.error, "a name another task holds is not taken from it"
         assert client.containers.get(theirs.id).status == "created", "and that container is left alone"
+        # One of this task's own, of another start, that was made and not started yet: a start under way
+        # (two threads of a worker that lets them race, as the book's does) is not cut short either.
+        made = client.containers.create(
+            demo_image, name=f"{t.name}-y", labels=ours | {LABEL_ATTEMPT: "earlier"}
+        )
+        try:
+            again = Docker(
+                Config.from_task(
+                    dataclasses.replace(t, name=made.name, start_time=datetime.now(UTC)), worker.name
+                )
+            )
+            assert "already exists" in again.run().error
+            assert client.containers.get(made.id).status == "created", "a container made, not started, stays"
+        finally:
+            made.remove(force=True)
     finally:
         theirs.remove(force=True)
+
+
+def test_a_job_that_fails_while_its_stop_only_waits_in_the_queue_is_recorded_failed(
+    worker, client, demo_image
+):
+    t = Task(image=demo_image, state=State.SCHEDULED, cmd=["sh", "-c", "sleep 0.5; exit 3"])
+    worker.add_task(t)
+    assert worker.run_task().error is None
+    worker.add_task(dataclasses.replace(t, state=State.COMPLETED))  # a stop queued, not taken yet
+    client.containers.get(worker.db[t.id].container_id).wait()
+    (change,) = worker.update_tasks()  # the stop was never sent: what the engine says is recorded
+    assert (change.dst, worker.db[t.id].exit_code) == (State.FAILED, 3), change
