@@ -59,17 +59,19 @@ class Docker:
         to remove once it has recorded it (a worker must: removed first, a crash would run it again)."""
         if self.config is None:
             return DockerResult("nothing to run: make it Docker(Config.from_task(task))", "start")
-        container_id, how = "", "success"
+        container_id, how = "", "adopting"  # till _adopt() has said what a start cut short left
         try:
             if adopt and (seen := self._adopt()):
-                container_id, how = seen.container_id, "adopted"
+                container_id, how = seen.container_id, "adopted"  # the worker's record says so in its log
             else:
+                how = "success"
                 container_id = self._create()
                 self._call("start", container_id)
                 log.info("started container %s", container_id[:12], extra={"at": "after start"})
                 seen = self._settle(container_id)
         except Exception as e:  # noqa: BLE001 - no error escapes run(): an EngineError, or a bug in cube
             failed = self._failed("start", e, container_id)
+            failed.unreachable |= how == "adopting" and isinstance(e, EngineError)  # unknown: ask again later
             if container_id and not (keep and failed.unreachable):  # unanswered, it may run: adopt it later
                 with suppress(EngineError):
                     self.remove(container_id)  # leave nothing half-made behind
@@ -193,8 +195,6 @@ class Docker:
         seen = min(started, key=lambda s: s.ended, default=None)  # one that runs, else one that ran
         for other in (o for o in found if o.status != GONE and o is not seen):
             self.remove(other.container_id)
-        if seen:
-            log.info("adopted container %s of %s: %s", seen.container_id[:12], self._about(), seen.status)
         return seen
 
     def _settle(self, container_id: str) -> Observed:

@@ -75,9 +75,10 @@ class DockerResult:
     """The outcome of one operation on the engine (listing 4.6).
 
     error is None on success, else a sentence a person can act on; unreachable is True when no
-    engine answered. host_ports maps each published container port to its host port after a
-    successful run, e.g. {"80/tcp": 49153}. observed is what the engine said of the container
-    at the end of the operation, when it was asked.
+    engine answered, or when run(adopt=True) could not read what a start cut short left: either way
+    the outcome is not known, and the request should be asked again later. host_ports maps each
+    published container port to its host port after a successful run, e.g. {"80/tcp": 49153}.
+    observed is what the engine said of the container at the end of the operation, when it was asked.
     """
 
     error: str | None = None

@@ -5,6 +5,7 @@ itself (`docker events`), containers by listing them."""
 import uuid
 
 import pytest
+from faults import FaultyEngine
 from helpers import Starts, eventually, mine, remove_containers
 
 from cube import State, Task, Worker
@@ -88,3 +89,31 @@ def test_a_start_that_fails_before_the_point_is_an_error_not_a_hang(lab, client)
         crash(db, name, Task(image="cube/no-such-image:1", state=State.SCHEDULED), "after start")
     with Worker(name, client, db_path=db) as w:
         assert [t.state for t in w.db.values()] == [State.FAILED], "the child recorded its failure"
+
+
+def test_an_adoption_the_engine_refuses_to_list_for_waits_and_adopts_the_running_job_with_a_faked_500(
+    lab, client, demo_image
+):
+    db, name = lab
+    task = Task(image=demo_image, state=State.SCHEDULED, cmd=["sleep", "30"])
+    starts = Starts(client, f"cube.task={task.id}")
+    crash(db, name, task, "after start")  # the job runs; no worker recorded it
+    refused = []  # the survivor's first list of the task's containers gets a made-up 500
+
+    def rule(method, path):
+        return (
+            "forward" if refused or not path.endswith("/containers/json") else refused.append(1) or "refuse"
+        )
+
+    engine = FaultyEngine(rule)
+    try:
+        with Worker(name, engine.client(), db_path=db) as survivor:  # reconciles: the adoption is refused
+            waiting = survivor.db[task.id]
+            assert waiting.state is State.SCHEDULED, f"not a verdict on the job: {waiting.reason}"
+            (running,) = mine(client, task=str(task.id))
+            assert running.status == "running", "the job that runs is kept"
+            assert survivor.run_task().result == "adopted", "asked again, the start adopts it"
+            assert survivor.db[task.id].container_id == running.id
+        assert starts.close()[str(task.id)] == 1, "the job was started once"
+    finally:
+        engine.close()
