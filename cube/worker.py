@@ -217,7 +217,7 @@ class Worker:
             if op == "stop":
                 self.store.save(known, op)
                 return known, None, False
-            src, resuming = known and known.state, bool(known and known.state is State.SCHEDULED)
+            resuming = (src := known and known.state) is State.SCHEDULED  # a start cut short, or put back
             reason = None if resuming else "asked to start again" if src else "accepted"
             return self._record(intent(task, resuming and known.start_time), src, reason, op), None, resuming
 

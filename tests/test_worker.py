@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 import docker
 import pytest
-from helpers import eventually, mine, page
+from helpers import eventually, mine, page, remove_containers
 
 from cube import LABEL_TASK, LABEL_WORKER, Config, Docker, State, Task, Worker, valid_state_transition
 from cube.task import LABEL_ATTEMPT
@@ -446,8 +446,7 @@ def test_a_start_cut_short_before_create_runs_its_job_and_adopts_no_older_attemp
             assert done.container_id != old.id, "the older attempt's container is not this start's"
             assert mine(client, task=str(t.id)) == [], "and the older one is removed: no task needs it"
     finally:
-        for c in mine(client, worker=name):
-            c.remove(force=True)
+        remove_containers(client, name)
 
 
 def test_the_loop_outlives_a_request_that_raises_and_runs_the_next(worker, demo_image, monkeypatch, caplog):
