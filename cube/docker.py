@@ -20,7 +20,7 @@ from docker import DockerClient
 from docker.context import ContextAPI
 from docker.errors import APIError, DockerException, ImageNotFound
 
-from cube.observe import GONE, DockerResult, EngineError, Observed, describe_exit, explain
+from cube.observe import GONE, DockerResult, EngineError, Observed, describe_exit, explain, of_attempt
 from cube.task import LABEL_ATTEMPT, LABEL_TASK, LABEL_WORKER, Config
 
 log = logging.getLogger(__name__)
@@ -187,10 +187,10 @@ class Docker:
         return done
 
     def _adopt(self) -> Observed | None:
-        """This attempt's container (its config's labels) that runs, or ran; those that never started are
-        removed. Each is inspected, not judged by the list: the engine answers an inspect only once a start
-        under way has ended, so one a worker sent as it died counts."""
-        found = [self.inspect(s.container_id) for s in self.containers(self.config.labels)]
+        """This attempt's container that runs, or ran, each inspected (the engine answers once a start under
+        way has ended: one a worker sent as it died counts); those that never started are removed."""
+        listed = self.containers({k: v for k, v in self.config.labels.items() if k != LABEL_ATTEMPT})
+        found = [o for s in listed if of_attempt(o := self.inspect(s.container_id), self.config)]
         started = [s for s in found if s.started_at and s.status != GONE]
         seen = min(started, key=lambda s: s.ended, default=None)  # one that runs, else one that ran
         for other in (o for o in found if o.status != GONE and o is not seen):

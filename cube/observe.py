@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from cube.state import FINAL_STATES, State, valid_state_transition
-from cube.task import Task
+from cube.task import LABEL_ATTEMPT, Config, Task
 
 GONE = "gone"  # the status of a container the engine no longer has
 PAUSED = "its container is paused"
@@ -28,6 +28,7 @@ class Observed:
     oom_killed: bool = False
     restart_count: int = 0
     started_at: datetime | None = None
+    created_at: datetime | None = None
     finished_at: datetime | None = None
     host_ports: dict[str, int] = field(default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)
@@ -49,6 +50,7 @@ class Observed:
             oom_killed=state.get("OOMKilled", False),
             restart_count=attrs.get("RestartCount", 0),
             started_at=_time(state.get("StartedAt")),
+            created_at=_time(attrs.get("Created")),
             finished_at=_time(state.get("FinishedAt")),
             host_ports={
                 p: _ipv4_first([(b["HostIp"], b["HostPort"]) for b in bs]) for p, bs in ports.items() if bs
@@ -195,6 +197,16 @@ def observed(task: Task, seen: Observed) -> Task | None:
     else:  # created, or being removed: nothing to tell yet
         return None
     return None if new == task else new
+
+
+def of_attempt(seen: Observed, config: Config) -> bool:
+    """True if the container was made by the start the config is for (the LABEL_ATTEMPT it gives); one an
+    older cube made, with no such label, if it was created after that start's intent was recorded."""
+    if (attempt := config.labels.get(LABEL_ATTEMPT)) is None:  # a Config made by hand: any start's
+        return True
+    if LABEL_ATTEMPT in seen.labels:
+        return seen.labels[LABEL_ATTEMPT] == attempt
+    return bool(seen.created_at and seen.created_at >= datetime.fromisoformat(attempt))
 
 
 def unneeded(task: Task | None, seen: Observed) -> bool:

@@ -5,9 +5,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from cube import DockerResult, State, Task
+from cube import Config, DockerResult, State, Task
 from cube.docker import Observed
-from cube.observe import observed, started, stopped
+from cube.observe import observed, of_attempt, started, stopped
+from cube.task import LABEL_ATTEMPT
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -123,3 +124,16 @@ def test_a_stop_that_was_asked_for_is_completed_whatever_the_exit_code(running):
     )
     assert (exited.state, exited.exit_code, exited.finish_time) == (State.COMPLETED, 3, NOW)
     assert exited.reason == f"stopped on request: {said}"
+
+
+def test_a_container_is_of_the_start_its_attempt_label_names_or_unlabelled_made_after_the_intent_pure():
+    at = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
+    config = Config.from_task(Task(image="x", start_time=at))
+    mine, other = {LABEL_ATTEMPT: at.isoformat()}, {LABEL_ATTEMPT: "2026-11-30T10:00:00+00:00"}
+    assert of_attempt(Observed("a", labels=mine), config)
+    assert not of_attempt(Observed("b", labels=other), config)
+    # an older cube labelled no attempt: made after the intent, it is this start's; before, an older one's
+    assert of_attempt(Observed("c", created_at=at.replace(second=1)), config)
+    assert not of_attempt(Observed("d", created_at=at.replace(hour=9)), config)
+    assert not of_attempt(Observed("e"), config), "no creation time known: not this start's"
+    assert of_attempt(Observed("f", labels=other), Config("n", "x")), "a Config by hand: any start's"

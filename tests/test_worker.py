@@ -449,6 +449,35 @@ def test_a_start_cut_short_before_create_runs_its_job_and_adopts_no_older_attemp
         remove_containers(client, name)
 
 
+def test_a_start_an_older_cube_cut_short_after_its_job_ran_is_adopted_not_run_again(
+    client, demo_image, tmp_path, monkeypatch
+):
+    name, path = f"test-legacy-{time.monotonic_ns() % 10**8}", str(tmp_path / "w.db")
+    t = Task(image=demo_image, state=State.SCHEDULED, cmd=["sh", "-c", "exit 3"])
+    made = []
+
+    def older_cube(d, *_, **__):  # as cube did before cube.attempt: labels for the task and worker only
+        labels = {k: v for k, v in d.config.labels.items() if k != LABEL_ATTEMPT}
+        made.append(client.containers.run(demo_image, t.cmd, detach=True, labels=labels))
+        assert made[0].wait()["StatusCode"] == 3
+        raise FakeCrash  # the job ran and ended; the worker dies before it records anything
+
+    first = Worker(name, client, db_path=path)
+    first.add_task(t)
+    monkeypatch.setattr(Docker, "run", older_cube)
+    try:
+        with pytest.raises(FakeCrash):
+            first.run_task()
+        first.store.close()
+        monkeypatch.undo()
+        with Worker(name, client, db_path=path) as survivor:  # reconciles first: it finishes the start
+            done = survivor.db[t.id]
+            assert (done.state, done.exit_code) == (State.FAILED, 3), survivor.history()
+            assert done.container_id == made[0].id, "the job that ran is adopted: it is not run a second time"
+    finally:
+        remove_containers(client, name)
+
+
 def test_the_loop_outlives_a_request_that_raises_and_runs_the_next(worker, demo_image, monkeypatch, caplog):
     real = worker.run_task
     calls = []
