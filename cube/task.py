@@ -83,6 +83,8 @@ class Task:
     @classmethod
     def from_dict(cls, d: dict) -> "Task":
         """The inverse of to_dict; TaskError names a field that is unknown or impossible."""
+        if not isinstance(d, dict):
+            raise TaskError("task", f"expected a dict of a Task's fields, got {type(d).__name__}")
         d = dict(d)
         unknown = sorted(set(d) - {f.name for f in fields(cls)})
         if unknown:
@@ -93,7 +95,8 @@ class Task:
                     d[name] = parse(d[name])
                 except (KeyError, ValueError, TypeError, AttributeError):
                     raise TaskError(name, f"cannot read {d[name]!r} as a {name}") from None
-        d["exposed_ports"] = set(d.get("exposed_ports", ()))
+        if isinstance(ports := d.get("exposed_ports", ()), list | tuple):  # JSON's list; else RULES refuse it
+            d["exposed_ports"] = set(ports)
         return cls(**d)
 
 
@@ -106,11 +109,11 @@ def _text(value: object) -> bool:  # a string JSON and the engine can carry: no 
 
 
 def _port(value: object) -> bool:  # a container port such as "80/tcp" ("80" is TCP), 1-65535
-    return _fits(r"\d+(/tcp|/udp|/sctp)?", value) and 0 < int(value.partition("/")[0]) < 65536
+    return _fits(r"\d{1,5}(/tcp|/udp|/sctp)?", value) and 0 < int(value.partition("/")[0]) < 65536
 
 
-def _host_port(value: object) -> bool:
-    return _fits(r"\d+", str(value)) and 0 < int(value) < 65536
+def _host_port(value: object) -> bool:  # five digits at most: int() refuses a string of 4,301
+    return _fits(r"\d{1,5}", str(value)) and 0 < int(value) < 65536
 
 
 def _not_a_port(ports) -> str:

@@ -459,6 +459,10 @@ BAD = [
                  r"body\.task\.port_bindings.*", ["string"], id="host port as a number"),
     pytest.param("POST", "/tasks", {"json": {"state": 1, "task": {"image": DEMO_IMAGE}}}, 422, r"body\.state",
                  ["SCHEDULED"], id="state 1"),
+    pytest.param("POST", "/tasks", {"json": event(exposed_ports=["1" * 5000])}, 422,
+                 r"body\.task\.exposed_ports", ["not a port"], id="a port of 5,000 digits"),
+    pytest.param("POST", "/tasks", {"json": event(port_bindings={"80/tcp": "1" * 4400})}, 422,
+                 r"body\.task\.port_bindings", ["not in 1-65535"], id="a host port of 4,400 digits"),
 ]  # fmt: skip
 
 

@@ -147,6 +147,11 @@ def test_the_smallest_limits_docker_takes_are_accepted():
         (lambda: Task.from_dict({"image": "img", "state": "RUNNIG"}), "state"),
         (lambda: Task.from_dict({"image": "img", "priority": 1}), "priority"),
         (lambda: Task(image="alpine\udc00"), "image"),  # a lone surrogate
+        (lambda: Task.from_dict({"image": "img", "exposed_ports": ["1" * 5000]}), "exposed_ports"),
+        (lambda: Task.from_dict({"image": "img", "port_bindings": {"80/tcp": "1" * 4400}}), "port_bindings"),
+        (lambda: Task.from_dict({"image": "img", "exposed_ports": 5}), "exposed_ports"),
+        (lambda: Task.from_dict({"image": "img", "exposed_ports": "80/tcp"}), "exposed_ports"),  # not 6 ports
+        (lambda: Task.from_dict("img"), "task"),
     ],
 )
 def test_a_refused_value_raises_a_task_error_whose_field_names_it(build, field):
