@@ -53,10 +53,9 @@ class Docker:
         self.config, self.client = config, client
 
     def run(self, adopt: bool = False, keep: bool = False) -> DockerResult:
-        """Create and start the container: a success once its command runs, or if it exited 0 at once;
-        else removed, its exit code in the error. adopt: first adopt a cut-short start's (_adopt). keep:
-        leave a container that ended, or that a call no engine answered may have started, for the caller
-        to remove once it has recorded it (a worker must: removed first, a crash would run it again)."""
+        """Create and start the container: a success once its command runs, or if it exited 0 at once; else
+        removed, its exit code in the error. adopt: first adopt a cut-short start's (_adopt). keep: leave
+        one that ended or may run unanswered, for the caller to remove once recorded (else a crash reruns)."""
         if self.config is None:
             return DockerResult("nothing to run: make it Docker(Config.from_task(task))", "start")
         container_id, how = "", "adopting"  # till _adopt() has said what a start cut short left
@@ -180,10 +179,11 @@ class Docker:
                 done.observed = self.inspect(container_id)
             self.remove(container_id)
             log.info("stopped and removed container %s", container_id[:12])
-        except EngineError as e:
-            if e.status not in (404, 409):  # 404: removed by someone else meanwhile; 409: being removed now
+        except EngineError as e:  # 404: removed by someone else meanwhile; 409: being removed now
+            if e.status not in (404, 409) and (e.unreachable or not done.observed):  # it was not stopped
                 raise
-            done.result = "already gone" if e.status == 404 else self._until_gone(container_id)
+            removing = e.status == 409 and self._until_gone(container_id)  # else update_tasks() removes it:
+            done.result = removing or ("already gone" if e.status == 404 else f"it stopped; not removed: {e}")
         return done
 
     def _adopt(self) -> Observed | None:

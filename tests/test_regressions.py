@@ -235,6 +235,27 @@ def test_a_stop_the_engine_refuses_keeps_the_task_and_tells_the_listeners_why_wi
         assert container.status == "running"
 
 
+def test_a_stop_whose_container_the_engine_fails_to_remove_is_completed_and_removed_later_with_a_faked_500(
+    client, demo_image, task_name
+):
+    refused = []  # the stop is carried out; the removal after it fails, as "device or resource busy" does
+
+    def rule(method, path):
+        if method == "DELETE" and "/containers/" in path and not refused:
+            return refused.append(path) or "refuse"
+        return "forward"
+
+    with through_a_faulty_engine(rule, "500-remove", task_name, client, demo_image) as (w, t):
+        assert w.run_task().error is None
+        w.add_task(replace(t, state=State.COMPLETED))
+        result = w.run_task()
+        assert result.error is None and refused, "the container stopped: the stop succeeded"
+        done = w.db[t.id]
+        assert done.state is State.COMPLETED and done.exit_code is not None, (done, w.history(t.id))
+        assert "not removed" in done.reason and w.update_tasks() == []
+        assert mine(client, task=str(t.id)) == [], "the next round removed the container no task needs"
+
+
 def test_a_start_that_cube_itself_fails_at_is_recorded_failed_not_left_half_done_with_a_faked_bug(
     worker, client, demo_image, task_name, monkeypatch
 ):
