@@ -26,8 +26,9 @@ def relist(store: Store, d: Docker, worker: str) -> list[Transition] | None:
     changes = []
     try:
         listed = {seen.container_id: seen for seen in d.containers({LABEL_WORKER: worker})}
-        retried = {r.id for r in store.queued() if r.state is State.COMPLETED}  # stops to be tried again
-        for task in (t for t in store.tasks() if t.state is State.RUNNING):
+        running = [t for t in store.tasks() if t.state is State.RUNNING]  # first: a stop put back after
+        retried = {r.id for r in store.queued() if r.state is State.COMPLETED}  # changed it (swap refuses)
+        for task in running:
             if task.reason == WAITING and task.id in retried:  # its stop went unanswered: it will say how
                 continue
             seen = listed.get(task.container_id, Observed(task.container_id))

@@ -15,6 +15,7 @@ from faults import FaultyEngine, engine_dies_at
 from helpers import eventually, mine, page
 
 from cube import Docker, State, Task, Worker
+from cube.observe import WAITING
 
 
 def start(worker: Worker, task: Task) -> Task:
@@ -196,6 +197,29 @@ def test_a_stop_whose_answer_is_lost_is_left_to_its_retry_not_taken_for_a_remova
         done = w.db[t.id]
         assert done.state is State.COMPLETED and done.reason.startswith("stopped on request"), done.reason
         assert [(m.src, m.dst) for m in w.history(t.id)][-1] == (State.RUNNING, State.COMPLETED)
+
+
+def test_a_stop_put_back_while_update_tasks_reads_is_not_taken_for_a_removal_with_a_faked_interleaving(
+    worker, client, demo_image, monkeypatch
+):
+    t = start(worker, Task(image=demo_image))
+    running, put_back, real = worker.db[t.id], [], worker.store.queued
+    worker.store.save(running, "stop")  # another thread stops it; the engine does so and its answer is lost
+    client.containers.get(running.container_id).remove(force=True)
+
+    def queued():  # read by update_tasks(); that thread puts its stop back right after, as it may
+        before = real()
+        if not put_back:
+            worker.store.put_back(replace(running, reason=WAITING), replace(t, state=State.COMPLETED))
+            put_back.append(1)
+        return before
+
+    monkeypatch.setattr(worker.store, "queued", queued)
+    assert worker.update_tasks() == [] and put_back, "the stop, tried again, says how it ended"
+    monkeypatch.undo()
+    assert worker.run_task().error is None
+    done = worker.db[t.id]
+    assert (done.state, done.reason) == (State.COMPLETED, "stopped on request: already gone"), done
 
 
 def test_a_stop_met_by_a_conflict_then_no_answer_returns_a_result_and_keeps_the_request_with_faked_answers(
