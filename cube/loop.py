@@ -51,12 +51,12 @@ class Loop:
         for thread in self._threads:
             thread.start()
 
-    def stop(self, timeout: float) -> None:
+    def stop(self, timeout: float | None) -> None:  # None: as long as what is under way takes
         self._stopping.set()
         self.poke()
-        deadline = time.monotonic() + timeout
+        deadline = None if timeout is None else time.monotonic() + timeout
         for thread in self._threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
+            thread.join(deadline and max(0.0, deadline - time.monotonic()))
             if thread.is_alive():
                 log.warning("%s is still busy after %.1f s", thread.name, timeout)
         self._threads = [t for t in self._threads if t.is_alive()]

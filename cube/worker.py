@@ -191,7 +191,7 @@ class Worker:
 
     def close(self) -> None:
         """Stop, tell the listeners the last changes, and release the db file. Containers stay."""
-        self.stop()
+        self._loop.stop(None)  # what is under way ends first: released sooner, the file lets another redo it
         self._notifier.close()
         self.store.close()
 

@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 from helpers import eventually, mine
 
-from cube import State, Task, Worker
+from cube import Docker, State, Task, Worker
 from cube.state import Transition
 
 
@@ -70,6 +70,32 @@ def test_stop_lets_an_operation_under_way_finish_and_keeps_the_queue(client, dem
     w.close()
     for c in mine(client, worker=w.name):
         c.remove(force=True)
+
+
+def test_close_waits_for_a_start_under_way_so_no_next_worker_starts_it_again_with_a_faked_slow_create(
+    client, demo_image, tmp_path, monkeypatch
+):
+    real, path = Docker._create, str(tmp_path / "w.db")
+
+    def slow(d):  # as a pull from a slow registry would be: longer than stop()'s 2 s
+        time.sleep(2.5)
+        return real(d)
+
+    monkeypatch.setattr(Docker, "_create", slow)
+    w = Worker(f"test-close-{time.monotonic_ns() % 10**8}", client, db_path=path)
+    t = Task(image=demo_image, state=State.SCHEDULED)
+    try:
+        w.start()
+        w.add_task(t)
+        assert eventually(lambda: w.store.busy(), every=0.001), "a start is under way"
+        w.close()
+        assert threads_of(w) == [], "close() returned with a request still under way"
+        with Worker(w.name, client, db_path=path) as again:
+            (container,) = mine(client, task=str(t.id))
+            assert again.db[t.id].container_id == container.id and again.db[t.id].state is State.RUNNING
+    finally:
+        for c in mine(client, worker=w.name):
+            c.remove(force=True)
 
 
 @pytest.mark.slow
