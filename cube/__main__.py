@@ -13,18 +13,7 @@ import signal
 import socket
 import sys
 
-import uvicorn
-
-from cube.api import create_app, listen
-from cube.auth import MAX_HEADERS, listen_check, token_check
 from cube.doctor import doctor
-from cube.store import StoreInUse
-from cube.worker import Worker
-
-# uvicorn's own logging, with the request log on stderr beside the rest: stdout says only where
-# the worker listens and that it stopped.
-_LOGS = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
-_LOGS["handlers"]["access"]["stream"] = "ext://sys.stderr"
 
 
 def _port(text: str) -> int:
@@ -64,6 +53,18 @@ def main(argv: list[str] | None = None) -> int:
         report = doctor()
         print(repr(report))
         return 0 if report.ok else 1
+    return _serve(args)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    """python -m cube worker: the web stack is loaded here only, so the doctor answers in half the time."""
+    import uvicorn
+
+    from cube.api import create_app, listen
+    from cube.auth import MAX_HEADERS, listen_check, token_check
+    from cube.store import StoreInUse
+    from cube.worker import Worker
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     given = "--token" if args.token is not None else "CUBE_TOKEN"
@@ -96,11 +97,13 @@ def main(argv: list[str] | None = None) -> int:
     if made:  # printed once, here: the worker keeps it nowhere else
         print(f"token: {token} (send it as the header Authorization: Bearer {token})", flush=True)
     app = create_app(worker, token=token)
+    logs = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)  # with the request log on stderr beside the
+    logs["handlers"]["access"]["stream"] = "ext://sys.stderr"  # rest: stdout says where, and when stopped
     config = uvicorn.Config(
         app,
         lifespan="on",
         timeout_graceful_shutdown=2,
-        log_config=_LOGS,
+        log_config=logs,
         h11_max_incomplete_event_size=MAX_HEADERS,
     )
     server = uvicorn.Server(config)

@@ -33,6 +33,14 @@ def run_doctor(env: dict | None = None, ordinary: bool = False) -> subprocess.Co
     )
 
 
+def test_the_doctor_loads_no_web_stack(demo_image):
+    """The first command a learner runs: it needs the SDK, not FastAPI and uvicorn (0.8 s more here)."""
+    code = "import sys; from cube.__main__ import main; main(['doctor']); "
+    code += "print(sorted({'fastapi', 'uvicorn'} & set(sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.strip().endswith("[]"), done.stdout + done.stderr
+
+
 def test_with_the_engine_every_check_passes_and_the_status_is_0(demo_image):
     done = run_doctor()
     assert done.returncode == 0, done.stdout + done.stderr

@@ -72,6 +72,7 @@ def test_stop_lets_an_operation_under_way_finish_and_keeps_the_queue(client, dem
         c.remove(force=True)
 
 
+@pytest.mark.slow  # a create made 2.5 s slow, by design
 def test_close_waits_for_a_start_under_way_so_no_next_worker_starts_it_again_with_a_faked_slow_create(
     client, demo_image, tmp_path, monkeypatch
 ):
