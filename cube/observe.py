@@ -176,6 +176,11 @@ def stopped(task: Task, result: DockerResult) -> Task:
     return done
 
 
+def unstopped(task: Task, result: DockerResult) -> Task:
+    """The task after a stop that failed: as it was, but not waiting for the engine, which has answered."""
+    return replace(task, reason=f"its stop failed: {result.error}") if task.reason == WAITING else task
+
+
 def observed(task: Task, seen: Observed) -> Task | None:
     """A RUNNING task as its container is now; None if there is nothing new to record."""
     if seen.ended:

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 
 from cube.docker import Docker, DockerClient, DockerResult, EngineError
 from cube.loop import Loop, Notifier
-from cube.observe import WAITING, intent, refusal, started, stopped
+from cube.observe import WAITING, intent, refusal, started, stopped, unstopped
 from cube.relist import relist
 from cube.state import State, Transition, valid_state_transition
 from cube.store import Records, Requests, Store
@@ -153,7 +153,7 @@ class Worker:
             return self._put_back(known, State.COMPLETED, result)
         if result.error:
             log.warning("task %s was not stopped: %s", known.id, result.error)
-            self._record(known, known.state, None)  # the stop is over, the task as it was
+            self._record(unstopped(known, result), known.state, None)  # the stop is over, the task as it was
             return self._notifier.tell(result)  # the request is taken: its listeners are told why
         done = stopped(known, result)  # COMPLETED, with its finish time
         self._record(done, known.state, done.reason)  # record what the engine said

@@ -280,6 +280,27 @@ def test_a_stop_whose_container_the_engine_fails_to_remove_is_completed_and_remo
         assert mine(client, task=str(t.id)) == [], "the next round removed the container no task needs"
 
 
+def test_a_stop_tried_again_and_refused_no_longer_says_it_waits_for_the_engine_with_faked_answers(
+    client, demo_image, task_name
+):
+    said = []  # the first stop is not answered (the connection drops); the engine refuses the second
+
+    def rule(method, path):
+        if method == "POST" and path.endswith("/stop"):
+            said.append(1)
+            return "drop" if len(said) == 1 else "refuse"
+        return "forward"
+
+    with through_a_faulty_engine(rule, "refused-retry", task_name, client, demo_image) as (w, t):
+        assert w.run_task().error is None
+        w.add_task(replace(t, state=State.COMPLETED))
+        assert w.run_task().unreachable and w.db[t.id].reason == WAITING
+        again = w.run_task()
+        assert "a made-up failure of the engine" in again.error and not again.unreachable
+        rec = w.db[t.id]
+        assert rec.state is State.RUNNING and rec.reason.startswith("its stop failed: "), rec.reason
+
+
 def test_a_start_that_cube_itself_fails_at_is_recorded_failed_not_left_half_done_with_a_faked_bug(
     worker, client, demo_image, task_name, monkeypatch
 ):
