@@ -177,11 +177,13 @@ def _one_row(factory, title: str, level: str, check: Callable, bench: Bench, sec
     began = time.monotonic()
     thread = threading.Thread(target=attempt, name=f"cube-check-{name}", daemon=True)
     thread.start()
-    thread.join(seconds)
-    took = time.monotonic() - began
+    try:
+        thread.join(seconds)
+        took = time.monotonic() - began
+    finally:  # interrupted too (the notebook's stop button): what the row started is removed
+        bench.clean()
     if not outcome:
         outcome.append(f"did not finish within {seconds:.1f} s: a call into the worker never returned")
-    bench.clean()
     return Row(title, level, not outcome[0], outcome[0], round(took, 2))
 
 

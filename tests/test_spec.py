@@ -1,10 +1,11 @@
 """cube.spec on real workers: cube's passes every row, the book's fails what it fails by design,
 and whatever a worker does, run() returns rows and leaves nothing on the engine."""
 
+import threading
 import time
 
 import pytest
-from helpers import left_by
+from helpers import eventually, left_by
 
 import cube.book
 import cube.spec
@@ -84,6 +85,31 @@ def test_a_worker_that_hangs_gets_rows_within_the_budget(demo_image):
     assert len(rows) == sum(level == CHAPTER for _, level, _ in ROWS)
     assert "did not finish within 1.0 s" in rows[0].why
     assert any(r.why.startswith("not run: the 3 s budget was spent") for r in rows)
+
+
+class StartsThenHangsWorker(cube.book.Worker):
+    """Starts its task's container, then never returns (a fake: the fault is the point)."""
+
+    def run_task(self):
+        super().run_task()
+        time.sleep(3600)
+
+
+def test_a_row_interrupted_in_the_notebook_still_removes_what_it_started_with_a_faked_interrupt(
+    client, demo_image, benches, monkeypatch
+):
+    real_join = threading.Thread.join
+
+    def interrupted(thread, timeout=None):
+        if thread.name.startswith("cube-check-"):
+            assert eventually(lambda: left_by(client, benches)), "the row started no container"
+            raise KeyboardInterrupt  # what Jupyter's stop button raises in the notebook's thread
+        return real_join(thread, timeout)
+
+    monkeypatch.setattr(threading.Thread, "join", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        cube.spec.run(StartsThenHangsWorker, levels=(CHAPTER,))
+    assert left_by(client, benches) == []
 
 
 class LeakyWorker(cube.book.Worker):

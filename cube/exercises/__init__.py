@@ -129,8 +129,10 @@ class Exercise:
         problem: list[str | None] = []
         thread = threading.Thread(target=lambda: problem.append(self._judge(answers, bench)), daemon=True)
         thread.start()
-        thread.join(ENGINE_CHECK_SECONDS)
-        bench.clean()
+        try:
+            thread.join(ENGINE_CHECK_SECONDS)
+        finally:  # interrupted too (the notebook's stop button): what the check started is removed
+            bench.clean()
         if not problem:
             return f"your code did not return within {ENGINE_CHECK_SECONDS:.0f} s: does a loop never end?"
         return problem[0]
