@@ -113,7 +113,9 @@ def _serve(args: argparse.Namespace) -> int:
         signal.signal(sig, lambda *_: None)
     try:
         server.run(sockets=[listener])
-    finally:
+    finally:  # a second signal ends the wait for what is under way (its intent is recorded: nothing is lost)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_DFL)
         worker.close()
     print(f"cube worker {worker.name} stopped", flush=True)
     return 0

@@ -44,12 +44,13 @@ class Loop:
         self._stopping = stopping = threading.Event()
         name = f"cube-{self.worker.name}"
         jobs = {f"{name}-{i}": self._take for i in range(self.parallel)} | {f"{name}-observer": self._observe}
-        self._threads = [  # daemon: a forgotten loop must not keep Python from exiting
+        fresh = [  # daemon: a forgotten loop must not keep Python from exiting
             threading.Thread(target=job, args=(stopping,), name=title, daemon=True)
             for title, job in jobs.items()
         ]
-        for thread in self._threads:
+        for thread in fresh:
             thread.start()
+        self._threads = [t for t in self._threads if t.is_alive()] + fresh  # and one a stop left busy
 
     def stop(self, timeout: float | None) -> None:  # None: as long as what is under way takes
         self._stopping.set()

@@ -95,7 +95,8 @@ class Task:
                     d[name] = parse(d[name])
                 except (KeyError, ValueError, TypeError, AttributeError):
                     raise TaskError(name, f"cannot read {d[name]!r} as a {name}") from None
-        if isinstance(ports := d.get("exposed_ports", ()), list | tuple):  # JSON's list; else RULES refuse it
+        ports = d.get("exposed_ports", ())
+        if isinstance(ports, list | tuple) and all(isinstance(p, str) for p in ports):  # else RULES refuse it
             d["exposed_ports"] = set(ports)
         return cls(**d)
 

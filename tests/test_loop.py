@@ -73,6 +73,26 @@ def test_stop_lets_an_operation_under_way_finish_and_keeps_the_queue(client, dem
 
 
 @pytest.mark.slow  # a create made 2.5 s slow, by design
+def test_close_waits_too_for_a_start_an_earlier_stop_left_busy_after_a_restart_with_a_faked_slow_create(
+    client, demo_image, monkeypatch
+):
+    real = Docker._create
+    monkeypatch.setattr(Docker, "_create", lambda d: time.sleep(2.5) or real(d))
+    w = Worker(f"test-close-{time.monotonic_ns() % 10**8}", client)
+    try:
+        w.start()
+        w.add_task(Task(image=demo_image, state=State.SCHEDULED))
+        assert eventually(lambda: w.store.busy(), every=0.001), "a start is under way"
+        w.stop()  # gives up after 2 s: the start goes on
+        w.start()
+        w.close()
+        assert threads_of(w) == [], "close() returned with the first start still under way"
+    finally:
+        for c in mine(client, worker=w.name):
+            c.remove(force=True)
+
+
+@pytest.mark.slow  # a create made 2.5 s slow, by design
 def test_close_waits_for_a_start_under_way_so_no_next_worker_starts_it_again_with_a_faked_slow_create(
     client, demo_image, tmp_path, monkeypatch
 ):
