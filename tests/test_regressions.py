@@ -259,45 +259,32 @@ def test_a_stop_the_engine_refuses_keeps_the_task_and_tells_the_listeners_why_wi
         assert container.status == "running"
 
 
-def test_a_stop_whose_container_the_engine_fails_to_remove_is_completed_and_removed_later_with_a_faked_500(
-    client, demo_image, task_name
+@pytest.mark.parametrize(
+    ("answer", "said"),
+    [
+        pytest.param("refuse", "not removed", id="500"),  # as "device or resource busy" does
+        pytest.param("conflict", "after 10 s", id="409", marks=pytest.mark.slow),  # waits its 10 s
+    ],
+)
+def test_a_stop_whose_container_the_engine_fails_to_remove_is_completed_and_removed_later_with_a_faked_answer(
+    client, demo_image, task_name, answer, said
 ):
-    refused = []  # the stop is carried out; the removal after it fails, as "device or resource busy" does
+    refused = []  # the stop is carried out; the removal after it is refused (500), or said under way (409)
 
     def rule(method, path):
         if method == "DELETE" and "/containers/" in path and not refused:
-            return refused.append(path) or "refuse"
+            return refused.append(path) or answer
         return "forward"
 
-    with through_a_faulty_engine(rule, "500-remove", task_name, client, demo_image) as (w, t):
+    with through_a_faulty_engine(rule, f"{answer}-remove", task_name, client, demo_image) as (w, t):
         assert w.run_task().error is None
         w.add_task(replace(t, state=State.COMPLETED))
         result = w.run_task()
         assert result.error is None and refused, "the container stopped: the stop succeeded"
         done = w.db[t.id]
         assert done.state is State.COMPLETED and done.exit_code is not None, (done, w.history(t.id))
-        assert "not removed" in done.reason and w.update_tasks() == []
+        assert said in done.reason and w.update_tasks() == []
         assert mine(client, task=str(t.id)) == [], "the next round removed the container no task needs"
-
-
-@pytest.mark.slow  # it waits the 10 s that a removal under way is given
-def test_a_stop_whose_container_stays_in_removal_is_completed_not_an_error_with_a_faked_409(
-    client, demo_image, task_name
-):
-    refused = []  # the stop is carried out; the engine then says a removal is already under way, for ever
-
-    def rule(method, path):
-        if method == "DELETE" and "/containers/" in path and not refused:
-            return refused.append(path) or "conflict"
-        return "forward"
-
-    with through_a_faulty_engine(rule, "409-remove", task_name, client, demo_image) as (w, t):
-        assert w.run_task().error is None
-        w.add_task(replace(t, state=State.COMPLETED))
-        result = w.run_task()
-        assert result.error is None and refused, result.error
-        done = w.db[t.id]
-        assert done.state is State.COMPLETED and "after 10 s" in done.reason, (done, w.history(t.id))
 
 
 def test_a_stop_tried_again_and_refused_no_longer_says_it_waits_for_the_engine_with_faked_answers(

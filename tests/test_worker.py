@@ -382,6 +382,16 @@ class FakeCrash(BaseException):
     """Stands for SIGKILL at one exact point, which no real signal can hit on demand."""
 
 
+def crashed_then_reopened(first: Worker, client, path: str, monkeypatch) -> Worker:
+    """first's next request, cut short by a FakeCrash; then the worker a new process opens on its db file
+    (it reconciles first, with the fakes undone)."""
+    with pytest.raises(FakeCrash):
+        first.run_task()
+    first.store.close()  # what the kernel does for a process that died: the db file is free again
+    monkeypatch.undo()
+    return Worker(first.name, client, db_path=path)
+
+
 @pytest.mark.parametrize("cmd, code", [(["true"], 0), (["sh", "-c", "exit 3"], 3)])
 def test_a_job_that_ended_before_a_fake_crash_cut_its_record_short_is_adopted_not_run_again(
     client, demo_image, tmp_path, monkeypatch, cmd, code
@@ -436,11 +446,7 @@ def test_a_start_cut_short_before_create_runs_its_job_and_adopts_no_older_attemp
 
         monkeypatch.setattr(Docker, "run", crash)
         first.add_task(dataclasses.replace(t, cmd=["true"]))  # run it again, a job that exits 0 this time
-        with pytest.raises(FakeCrash):
-            first.run_task()
-        first.store.close()
-        monkeypatch.undo()
-        with Worker(name, client, db_path=path) as survivor:  # reconciles first: it finishes the start
+        with crashed_then_reopened(first, client, path, monkeypatch) as survivor:  # it finishes the start
             done = survivor.db[t.id]
             assert (done.state, done.exit_code) == (State.COMPLETED, 0), (done, survivor.history())
             assert done.container_id != old.id, "the older attempt's container is not this start's"
@@ -466,11 +472,7 @@ def test_a_start_an_older_cube_cut_short_after_its_job_ran_is_adopted_not_run_ag
     first.add_task(t)
     monkeypatch.setattr(Docker, "run", older_cube)
     try:
-        with pytest.raises(FakeCrash):
-            first.run_task()
-        first.store.close()
-        monkeypatch.undo()
-        with Worker(name, client, db_path=path) as survivor:  # reconciles first: it finishes the start
+        with crashed_then_reopened(first, client, path, monkeypatch) as survivor:  # it finishes the start
             done = survivor.db[t.id]
             assert (done.state, done.exit_code) == (State.FAILED, 3), survivor.history()
             assert done.container_id == made[0].id, "the job that ran is adopted: it is not run a second time"
