@@ -100,7 +100,7 @@ class Notifier:
     """Tells each listener(change) of every change it is told, in order, on one thread of its own."""
 
     def __init__(self, name: str) -> None:
-        self.name, self.listeners = name, []
+        self.name, self.listeners, self._teller = name, [], None
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"cube-{name}-notifier")
 
     def subscribe(self, listener: Callable) -> Callable[[], None]:
@@ -115,10 +115,11 @@ class Notifier:
         return change
 
     def close(self) -> None:
-        """Tell what is left to tell, then end the thread."""
-        self._thread.shutdown(wait=True)
+        """Tell what is left to tell, then end the thread (from a listener: without waiting for itself)."""
+        self._thread.shutdown(wait=threading.current_thread() is not self._teller)
 
     def _tell(self, change, listeners: list[Callable]) -> None:
+        self._teller = threading.current_thread()
         for listener in listeners:
             if listener in self.listeners:  # not unsubscribed since
                 try:

@@ -287,6 +287,29 @@ def test_a_listener_that_takes_a_second_does_not_slow_a_start_and_hears_every_ch
     assert {thread for _, thread in heard} == {f"cube-{worker.name}-notifier_0"}, "one thread of its own"
 
 
+def test_a_listener_that_closes_the_worker_releases_its_db_file_and_hears_the_rest(
+    client, demo_image, tmp_path
+):
+    db, heard, queued, closed = str(tmp_path / "w.db"), [], threading.Event(), threading.Event()
+    w = Worker("test-loop-closed-by-a-listener", client, db_path=db)
+
+    def close_when_queued(change) -> None:
+        heard.append(change)
+        if len(heard) == 1 and queued.wait(10):
+            w.close()  # on the notifier's own thread: it must not wait for itself
+            closed.set()
+
+    w.subscribe(close_when_queued)
+    first, second = (Task(image=demo_image, state=State.SCHEDULED) for _ in range(2))
+    w.add_task(first)
+    w.add_task(second)
+    queued.set()
+    assert closed.wait(10), "close() in a listener did not return"
+    assert eventually(lambda: len(heard) == 2), "the change told before the close was not heard"
+    with Worker(w.name, client, db_path=db) as again:  # the file is free: no StoreInUse
+        assert [r.id for r in again.queue] == [first.id, second.id]
+
+
 @pytest.mark.parametrize("parallel", [0, 65, 1000, 2.0, True])
 def test_a_parallel_out_of_1_to_64_is_refused_saying_the_bounds(parallel):
     with pytest.raises(ValueError, match=f"parallel: must be a whole number from 1 to 64, got {parallel!r}"):

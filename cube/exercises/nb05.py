@@ -270,7 +270,9 @@ w.run_task()
 last = w.history(five.id)[-1]
 print(last)
 answer = (last.src, last.dst)""",
-    praise="SCHEDULED -> FAILED: it never ran as far as anyone could see, and it did not succeed.",
+    praise="SCHEDULED -> FAILED: it never ran as far as anyone could see, and it did not succeed. (Were "
+    "the worker to catch sh in the millisecond it runs, it would record SCHEDULED -> RUNNING, then "
+    "RUNNING -> FAILED at the next update_tasks(): what it saw. Measured here: 0 of 100 starts.)",
     wrong=[
         (State.RUNNING, State.FAILED),
         (State.SCHEDULED, State.COMPLETED),
