@@ -63,14 +63,15 @@ class Docker:
             if adopt and (seen := self._adopt()):
                 container_id, how = seen.container_id, "adopted"  # the worker's record says so in its log
             else:
-                how = "success"
+                how = "creating"
                 container_id = self._create()
                 self._call("start", container_id)
+                how = "success"  # it runs: from here on an error leaves that unknown, to adopt next time
                 log.info("started container %s", container_id[:12], extra={"at": "after start"})
                 seen = self._settle(container_id)
         except Exception as e:  # noqa: BLE001 - no error escapes run(): an EngineError, or a bug in cube
             failed = self._failed("start", e, container_id)
-            failed.unreachable |= how == "adopting" and isinstance(e, EngineError)  # unknown: ask again later
+            failed.unreachable |= how in ("adopting", "success") and isinstance(e, EngineError)  # ask again
             if container_id and not (keep and failed.unreachable):  # unanswered, it may run: adopt it later
                 with suppress(EngineError):
                     self.remove(container_id)  # leave nothing half-made behind
@@ -161,7 +162,7 @@ class Docker:
         return self._until_gone(seen.container_id) == "already gone"
 
     def _stop(self, container_id: str) -> DockerResult:
-        done, seen = DockerResult(None, "stop", container_id, "success"), self.inspect(container_id)
+        done, seen = DockerResult(None, "stop", container_id), self.inspect(container_id)  # no result yet
         if seen.status in ("removing", GONE):  # someone (a worker that died, say) removes it
             return replace(done, result=self._until_gone(container_id))
         wanted = self.config.labels.items() if self.config else ()  # by hand: none; any start of the task
@@ -176,11 +177,12 @@ class Docker:
             else:
                 log.info("stopping container %s of %s", container_id[:12], self._about())
                 self._call("stop", container_id, timeout=STOP_TIMEOUT)
+                done.result = "success"  # it stopped: an error from here on only leaves it unremoved
                 done.observed = self.inspect(container_id)
             self.remove(container_id)
             log.info("stopped and removed container %s", container_id[:12])
         except EngineError as e:  # 404: removed by someone else meanwhile; 409: being removed now
-            if e.status not in (404, 409) and (e.unreachable or not done.observed):  # it was not stopped
+            if e.status not in (404, 409) and (e.unreachable or not done.result):  # it was not stopped
                 raise
             removing = e.status == 409 and self._until_gone(container_id)  # else update_tasks() removes it:
             done.result = removing or ("already gone" if e.status == 404 else f"it stopped; not removed: {e}")
@@ -207,19 +209,16 @@ class Docker:
                 if e.unreachable:
                     raise
                 break  # not running any more (409), or exiting as we asked (a 500): inspect says which
-            commands = [p[-1] for p in top["Processes"] or []]  # ps -ef's last column: CMD (Podman: COMMAND)
-            if any(cmd != commands[0] for cmd in commands[1:]):  # init has exec'd the command
+            if len({p[-1] for p in top["Processes"] or []}) > 1:  # ps -ef's CMD: init has exec'd the command
                 break
             time.sleep(0.005)
         return self.inspect(container_id)
 
     def _until_gone(self, container_id: str) -> str:  # it ran no more: a stop is done, its removal may lag
         deadline = time.monotonic() + STOP_TIMEOUT
-        while (status := self.inspect(container_id).status) != GONE:
-            if time.monotonic() > deadline:
-                return f"it was still {status} after 10 s"
+        while (status := self.inspect(container_id).status) != GONE and time.monotonic() < deadline:
             time.sleep(0.02)
-        return "already gone"
+        return "already gone" if status == GONE else f"it was still {status} after {STOP_TIMEOUT} s"
 
     def _last_line(self, container_id: str) -> str:  # often the reason it failed
         with suppress(EngineError, IndexError):  # IndexError: it printed nothing

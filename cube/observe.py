@@ -76,9 +76,9 @@ class Observed:
 class DockerResult:
     """The outcome of one operation on the engine (listing 4.6).
 
-    error is None on success, else a sentence a person can act on; unreachable is True when no
-    engine answered, or when run(adopt=True) could not read what a start cut short left: either way
-    the outcome is not known, and the request should be asked again later. host_ports maps each
+    error is None on success, else a sentence a person can act on; unreachable is True when no engine
+    answered, or when run() could not read what its start became (with adopt=True: what a start cut
+    short left): the outcome is not known; ask again later, adopting it. host_ports maps each
     published container port to its host port after a successful run, e.g. {"80/tcp": 49153}.
     observed is what the engine said of the container at the end of the operation, when it was asked.
     """

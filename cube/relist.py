@@ -26,10 +26,8 @@ def relist(store: Store, d: Docker, worker: str) -> list[Transition] | None:
     changes = []
     try:
         listed = {seen.container_id: seen for seen in d.containers({LABEL_WORKER: worker})}
-        running = [t for t in store.tasks() if t.state is State.RUNNING]  # first: a stop put back after
-        retried = {r.id for r in store.queued() if r.state is State.COMPLETED}  # changed it (swap refuses)
-        for task in running:
-            if task.reason == WAITING and task.id in retried:  # its stop went unanswered: it will say how
+        for task in (t for t in store.tasks() if t.state is State.RUNNING):
+            if task.reason == WAITING:  # its stop went unanswered and is queued, or under way: it says how
                 continue
             seen = listed.get(task.container_id, Observed(task.container_id))
             if seen.status != "running" or task.restart_policy:  # for the exit code, the restart count

@@ -86,7 +86,7 @@ class Task:
         if not isinstance(d, dict):
             raise TaskError("task", f"expected a dict of a Task's fields, got {type(d).__name__}")
         d = dict(d)
-        unknown = sorted(set(d) - {f.name for f in fields(cls)})
+        unknown = sorted(map(str, set(d) - {f.name for f in fields(cls)}))
         if unknown:
             raise TaskError(unknown[0], f"{', '.join(unknown)}: not a field of Task")
         for name, parse in _PARSERS.items():

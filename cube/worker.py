@@ -169,8 +169,8 @@ class Worker:
         with self._reconciling:
             if self._reconciled:
                 return []
-            self._reconciled = True  # so that the operations below may go ahead
-            for task_id, op in self.store.busy().items():
+            self._reconciled = True  # so that the operations below may go ahead (and new ones: not those)
+            for task_id, op in [(i, op) for i, op in self.store.busy().items() if i in self._stale]:
                 log.info("finishing the %s of task %s, left half done", op, task_id)
                 (self.start_task if op == "start" else self.stop_task)(self.store.task(task_id))
             changes = relist(self.store, self._docker(), self.name)

@@ -2,6 +2,7 @@
 engine. The child-process kill tests are in test_recovery.py, the two-engine test in
 test_two_engines.py."""
 
+import re
 import subprocess
 import sys
 import threading
@@ -203,20 +204,46 @@ def test_a_stop_put_back_while_update_tasks_reads_is_not_taken_for_a_removal_wit
     worker, client, demo_image, monkeypatch
 ):
     t = start(worker, Task(image=demo_image))
-    running, put_back, real = worker.db[t.id], [], worker.store.queued
+    running, put_back, real = worker.db[t.id], [], worker.store.tasks
     worker.store.save(running, "stop")  # another thread stops it; the engine does so and its answer is lost
     client.containers.get(running.container_id).remove(force=True)
 
-    def queued():  # read by update_tasks(); that thread puts its stop back right after, as it may
+    def tasks():  # read by update_tasks(); that thread puts its stop back right after, as it may
         before = real()
         if not put_back:
             worker.store.put_back(replace(running, reason=WAITING), replace(t, state=State.COMPLETED))
             put_back.append(1)
         return before
 
-    monkeypatch.setattr(worker.store, "queued", queued)
+    monkeypatch.setattr(worker.store, "tasks", tasks)
     assert worker.update_tasks() == [] and put_back, "the stop, tried again, says how it ended"
     monkeypatch.undo()
+    assert worker.run_task().error is None
+    done = worker.db[t.id]
+    assert (done.state, done.reason) == (State.COMPLETED, "stopped on request: already gone"), done
+
+
+def test_a_stop_unanswered_twice_while_update_tasks_looks_is_no_removal_with_a_faked_interleaving(
+    worker, client, demo_image, monkeypatch
+):
+    t = start(worker, Task(image=demo_image))
+    waiting, stop = replace(worker.db[t.id], reason=WAITING), replace(t, state=State.COMPLETED)
+    worker.store.put_back(waiting, stop)  # a first stop went unanswered
+    worker.store.take(worker.store.dequeue())  # it is tried again (as _intend does): under way
+    worker.store.save(waiting, "stop")
+    client.containers.get(waiting.container_id).remove(force=True)  # the engine carries it out; no answer
+    put_back, inspect = [], Docker.inspect
+
+    def second_try_unanswered_too(d, container_id):  # while update_tasks() looks at the container
+        if not put_back:
+            worker.store.put_back(waiting, stop)  # the record is as it was before the second try
+            put_back.append(1)
+        return inspect(d, container_id)
+
+    monkeypatch.setattr(Docker, "inspect", second_try_unanswered_too)
+    assert worker.update_tasks() == [], "a stop went unanswered: it says how the container ended"
+    monkeypatch.undo()
+    put_back or worker.store.put_back(waiting, stop)  # update_tasks() did not look: the second try ends now
     assert worker.run_task().error is None
     done = worker.db[t.id]
     assert (done.state, done.reason) == (State.COMPLETED, "stopped on request: already gone"), done
@@ -285,6 +312,54 @@ def test_a_stop_whose_container_the_engine_fails_to_remove_is_completed_and_remo
         assert done.state is State.COMPLETED and done.exit_code is not None, (done, w.history(t.id))
         assert said in done.reason and w.update_tasks() == []
         assert mine(client, task=str(t.id)) == [], "the next round removed the container no task needs"
+
+
+INSPECT = re.compile(r"/containers/[0-9a-f]{64}/json$")
+
+
+def test_a_start_whose_inspect_is_refused_after_the_start_keeps_its_job_and_adopts_it_with_a_faked_500(
+    client, demo_image, task_name
+):
+    said = []  # the container starts; the engine refuses the inspect that follows (a made-up 500)
+
+    def rule(method, path):
+        if method == "POST" and path.endswith("/start"):
+            said.append("started")
+        elif said == ["started"] and method == "GET" and INSPECT.search(path):
+            return said.append("refused") or "refuse"
+        return "forward"
+
+    with through_a_faulty_engine(rule, "500-inspect", task_name, client, demo_image) as (w, t):
+        result = w.run_task()
+        assert said == ["started", "refused"] and result.unreachable, result
+        assert "stays first in the queue" in result.error and w.db[t.id].state is State.SCHEDULED
+        (kept,) = mine(client, task=str(t.id))
+        assert kept.status == "running", "cube removed a container whose job had begun"
+        assert w.run_task().error is None  # tried again: adopted, not started a second time
+        assert (w.db[t.id].state, w.db[t.id].container_id) == (State.RUNNING, kept.id)
+        assert [c.id for c in mine(client, task=str(t.id))] == [kept.id] and said.count("started") == 1
+
+
+def test_a_stop_whose_inspect_is_refused_after_the_stop_is_completed_and_removed_later_with_a_faked_500(
+    client, demo_image, task_name
+):
+    said = []  # the container stops; the engine refuses the inspect that follows (a made-up 500)
+
+    def rule(method, path):
+        if method == "POST" and path.endswith("/stop"):
+            said.append("stopped")
+        elif said == ["stopped"] and method == "GET" and INSPECT.search(path):
+            return said.append("refused") or "refuse"
+        return "forward"
+
+    with through_a_faulty_engine(rule, "500-inspect-stop", task_name, client, demo_image) as (w, t):
+        assert w.run_task().error is None
+        w.add_task(replace(t, state=State.COMPLETED))
+        result = w.run_task()
+        assert said == ["stopped", "refused"] and result.error is None, result
+        done = w.db[t.id]
+        assert done.state is State.COMPLETED and "not removed" in done.reason, (done, w.history(t.id))
+        assert w.update_tasks() == [] and mine(client, task=str(t.id)) == [], "removed: no task needs it"
 
 
 def test_a_stop_tried_again_and_refused_no_longer_says_it_waits_for_the_engine_with_faked_answers(
@@ -407,3 +482,23 @@ def test_an_engine_that_never_answers_is_an_error_within_seconds(monkeypatch, de
         engine.close()
     assert result.unreachable and engine.url in result.error
     assert took < 8, f"gave up after {took:.1f} s"
+
+
+def test_reconcile_finishes_only_what_a_dead_worker_left_not_a_start_ended_since_with_a_faked_interleaving(
+    client, demo_image, task_name, tmp_path, monkeypatch
+):
+    down = [True]  # the engine does not answer while the worker opens: it is not reconciled yet
+    engine = FaultyEngine(lambda method, path: "drop" if down[0] else "forward")
+    w = Worker(f"test-stale-{task_name}", engine.client(), db_path=str(tmp_path / "w.db"))
+    failed = Task(name=task_name, image=demo_image, state=State.FAILED, reason="exited with code 3")
+    try:
+        w.store.save(failed)  # a start another thread began once the worker could go on, and that failed
+        monkeypatch.setattr(w.store, "busy", lambda: {failed.id: "start"})  # under way as reconcile read
+        down[0] = False
+        assert w.reconcile() == []
+        assert w.db[failed.id].state is State.FAILED and mine(client, task=str(failed.id)) == []
+    finally:
+        w.close()
+        engine.close()
+        for c in mine(client, task=str(failed.id)):
+            c.remove(force=True)

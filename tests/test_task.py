@@ -153,6 +153,7 @@ def test_the_smallest_limits_docker_takes_are_accepted():
         (lambda: Task.from_dict({"image": "img", "exposed_ports": "80/tcp"}), "exposed_ports"),  # not 6 ports
         (lambda: Task.from_dict("img"), "task"),
         (lambda: Task.from_dict({"image": "img", "exposed_ports": [["80"]]}), "exposed_ports"),  # unhashable
+        (lambda: Task.from_dict({"image": "img", 1: "x"}), "1"),  # a key that is no string, not a TypeError
     ],
 )
 def test_a_refused_value_raises_a_task_error_whose_field_names_it(build, field):
