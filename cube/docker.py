@@ -151,12 +151,13 @@ class Docker:
         return made["Id"]
 
     def _free(self, name: str, labels: dict[str, str]) -> bool:
-        """Take `name` back from an ended container of this task and worker's earlier start: True if free."""
+        """Take `name` from an earlier start's ended container or this start's unstarted one; True if free."""
         if (seen := self.inspect(name)).status == GONE:  # removed meanwhile, by the worker that recorded it
             return True
         same = [seen.labels.get(k) == labels.get(k) for k in (LABEL_TASK, LABEL_WORKER, LABEL_ATTEMPT)]
-        if same != [True, True, False] or seen.status not in ("exited", "dead", "removing"):
-            return False  # another's, or one that runs or may be about to (created)
+        earlier = same == [True, True, False] and seen.status in ("exited", "dead", "removing")
+        if not earlier and (same != [True, True, True] or seen.status != "created"):
+            return False  # another's, or one that runs or may be about to
         with suppress(EngineError):  # being removed already
             self.remove(seen.container_id)  # by its id: the name may be someone else's by now
         return self._until_gone(seen.container_id) == "already gone"

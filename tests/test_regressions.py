@@ -15,8 +15,9 @@ import pytest
 from faults import FaultyEngine, engine_dies_at
 from helpers import eventually, mine, page
 
-from cube import Docker, State, Task, Worker
+from cube import Config, Docker, State, Task, Worker
 from cube.observe import WAITING
+from cube.task import LABEL_TASK
 
 
 def start(worker: Worker, task: Task) -> Task:
@@ -502,3 +503,28 @@ def test_reconcile_finishes_only_what_a_dead_worker_left_not_a_start_ended_since
         engine.close()
         for c in mine(client, task=str(failed.id)):
             c.remove(force=True)
+
+
+def test_a_named_start_whose_create_lands_late_takes_its_name_back_from_that_unstarted_container_faked(
+    client, demo_image, task_name
+):
+    creates, made = [], []  # the first create is not answered; it lands late, just before the one tried again
+
+    def rule(method, path):
+        if method == "POST" and path.endswith("/containers/create"):
+            creates.append(path)
+            if len(creates) == 1:
+                return "drop"
+            if len(creates) == 2:
+                w, t = made[0]
+                labels = {LABEL_TASK: ""} | Config.from_task(w.db[t.id], w.name).labels  # as run() labels it
+                client.api.create_container(demo_image, name=task_name, labels=labels)
+        return "forward"
+
+    with through_a_faulty_engine(rule, "late-create", task_name, client, demo_image) as (w, t):
+        made.append((w, t))
+        assert w.run_task().unreachable
+        result = w.run_task()
+        assert result.error is None and w.db[t.id].state is State.RUNNING, result
+        (only,) = mine(client, task=str(t.id))
+        assert (only.id, only.status) == (result.container_id, "running") and len(creates) == 3
