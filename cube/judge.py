@@ -3,6 +3,7 @@ through cube's Docker wrapper; the tasks made for one check and the removal of e
 got; a call into the worker whose exception becomes a finding; and the rows a check produces.
 """
 
+import ctypes
 import inspect
 import logging
 import threading
@@ -54,9 +55,12 @@ class Bench:
         self.engine = engine or Docker()
         self.task_ids: list[uuid.UUID] = []
         self.workers: set[str] = set()
+        self.closed = False  # cleaned up: the row's time is over, and it makes no more tasks
 
     def task(self, suffix: str = "web", **fields) -> Task:
         """A SCHEDULED task for the demo web server, named PREFIX-SUFFIX ('' lets Docker name it)."""
+        if self.closed:
+            raise Fault("the check's time was up before it could make its next task")
         fields.setdefault("image", DEMO_IMAGE)
         fields.setdefault("state", State.SCHEDULED)
         t = Task(name=suffix and f"{self.prefix}-{suffix}", **fields)
@@ -101,7 +105,8 @@ class Bench:
         return [{LABEL_TASK: str(i)} for i in self.task_ids] + [{LABEL_WORKER: w} for w in self.workers]
 
     def clean(self) -> None:
-        """Remove every container of the row's tasks and workers."""
+        """Remove every container of the row's tasks and workers, and make no more tasks."""
+        self.closed = True
         for labels in self.owned():
             try:
                 for seen in self.engine.containers(labels):
@@ -175,16 +180,47 @@ def _one_row(factory, title: str, level: str, check: Callable, bench: Bench, sec
             outcome.append(f"the check itself failed: {type(e).__name__}: {e}")
 
     began = time.monotonic()
-    thread = threading.Thread(target=attempt, name=f"cube-check-{name}", daemon=True)
-    thread.start()
-    try:
-        thread.join(seconds)
-        took = time.monotonic() - began
-    finally:  # interrupted too (the notebook's stop button): what the row started is removed
-        bench.clean()
+    within(seconds, attempt, bench, f"cube-check-{name}")
+    took = time.monotonic() - began
     if not outcome:
         outcome.append(f"did not finish within {seconds:.1f} s: a call into the worker never returned")
     return Row(title, level, not outcome[0], outcome[0], round(took, 2))
+
+
+class TimeUp(BaseException):
+    """Raised in a check that ran out of time (not an Exception, which the code it runs may catch)."""
+
+
+def within(seconds: float, fn: Callable[[], None], bench: Bench | None, name: str) -> bool:
+    """Run fn on a thread of its own for at most `seconds`; True if it returned in time. Then clean
+    the bench (when interrupted too: the notebook's stop button). A fn still running is stopped by a
+    TimeUp raised in its thread, as soon as it runs Python again (a call that blocks ends first), and
+    its bench is cleaned again when it ends: what it started in between."""
+
+    def run() -> None:
+        try:
+            fn()
+        except TimeUp:
+            pass
+        finally:
+            while bench and bench.closed:
+                try:
+                    bench.clean()
+                    break
+                except TimeUp:  # it came as fn returned: clean again
+                    pass
+
+    thread = threading.Thread(target=run, name=name, daemon=True)
+    thread.start()
+    try:
+        thread.join(seconds)
+    finally:
+        if bench:
+            bench.clean()
+    if not thread.is_alive():
+        return True
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident), ctypes.py_object(TimeUp))
+    return False
 
 
 def table(results: dict[str, list[Row]]) -> str:

@@ -46,7 +46,8 @@ class ControlPanel(widgets.VBox):
     the task at the front of its queue; "Stop" enqueues the chosen running task as COMPLETED, with
     the container id of the worker's record (as listing 4.13 copies it), and if nothing is waiting
     ahead of it, runs it at once. With a started cube.Worker (worker.start()) the worker's own loop
-    handles requests as they come, so Enqueue and Stop are all it takes.
+    handles requests as they come, so Enqueue and Stop are all it takes. A button with nothing to do
+    is disabled: Run next with nothing queued, Stop with nothing running, all once the worker is closed.
     """
 
     def __init__(self, worker: Worker, image: str = DEMO_IMAGE) -> None:
@@ -135,11 +136,8 @@ class ControlPanel(widgets.VBox):
             return self._say("No running task is chosen: start one with Enqueue and Run next.", error=True)
         store = getattr(self.worker, "store", None)  # a cube.Worker's: a stop it has taken is under way there
         stopping = store is not None and store.op(task.id) == "stop"
-        if (
-            stopping
-            or task.id in self._stops
-            or any(q.id == task.id and q.state is State.COMPLETED for q in queued)
-        ):
+        queued_stop = any(q.id == task.id and q.state is State.COMPLETED for q in queued)
+        if stopping or task.id in self._stops or queued_stop:
             return self._say(f"Stop of {task_label(task)} is already asked for: one is enough.", error=True)
         self._stops.add(task.id)
 
@@ -185,6 +183,9 @@ class ControlPanel(widgets.VBox):
                     self.running.options = running
                     if ids:  # the chosen one stays; else the newest, the likeliest to be stopped
                         self.running.value = chosen if chosen in ids else ids[-1]
+            closed = bool(self._closed)  # a button with nothing to do is greyed out
+            self.enqueue_button.disabled, self.stop_button.disabled = closed, closed or not running
+            self.run_button.disabled = closed or not self._queued
             self._draw()
 
     def _draw(self) -> None:  # what was last read, with the latest usage; the caller holds self._drawing

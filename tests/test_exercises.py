@@ -5,14 +5,18 @@ blank is "not attempted yet". Code exercises run on the real engine and leave no
 import importlib
 import json
 import pkgutil
+import threading
 import time
+import uuid
 from pathlib import Path
 
 import pytest
-from helpers import left_by, run_cell
+from helpers import eventually, left_by, run_cell
 
 import cube.exercises
-from cube.exercises import ENGINE_CHECK_SECONDS, Exercise, Wrong, ____, workbook
+from cube import Config, Docker
+from cube.exercises import CHECK_SECONDS, Exercise, Wrong, ____, nb01, nb05, nb06, nb07, workbook
+from cube.judge import Bench, Fault, within
 
 MODULES = sorted(m.name for m in pkgutil.iter_modules(cube.exercises.__path__) if m.name.startswith("nb"))
 EXERCISES = [
@@ -93,7 +97,7 @@ def test_each_wrong_answer_fails_with_a_message(ex, client, benches):
             verdict = check_cell(ex, answer=answer)
         assert verdict.status == "incorrect", f"{ex.name} accepted the wrong answer {answer!r}"
         assert len(verdict.message) > 20 and "Traceback" not in verdict.message
-        assert time.monotonic() - began < ENGINE_CHECK_SECONDS + 1
+        assert time.monotonic() - began < CHECK_SECONDS + 1
     assert left_by(client, benches) == []
 
 
@@ -102,9 +106,89 @@ def test_the_solution_passes_its_checker(ex, own_workbook):
     began = time.monotonic()
     verdict = check_cell(ex, ex.solution_code)
     assert verdict, repr(verdict)
-    assert time.monotonic() - began < ENGINE_CHECK_SECONDS + 1
+    assert time.monotonic() - began < CHECK_SECONDS + 1
     assert ex.hint().startswith("Hint: ") and ex.solution().startswith("Solution:\n")
     if ex.keep:
         assert "Saved in my_worker.py" in verdict.message
         saved = workbook.load()
         assert set(ex.keep) <= set(saved)
+
+
+LOOPS = """def contains(states, state):
+    while True:  # a loop that never ends
+        pass
+
+def valid_state_transition(src, dst):
+    return contains(STATE_TRANSITION_MAP[src], dst)"""
+
+
+def test_a_check_whose_code_never_returns_says_so_in_time_and_its_loop_is_stopped():
+    began = time.monotonic()
+    verdict = check_cell(nb01.q3, LOOPS)
+    assert verdict.status == "incorrect" and "did not return within 5 s" in verdict.message, verdict
+    assert time.monotonic() - began < CHECK_SECONDS + 1
+    checking = lambda: [t for t in threading.enumerate() if t.name == "cube-check-1.3"]  # noqa: E731
+    assert eventually(lambda: not checking(), seconds=2), "the loop still spins on its thread"
+
+
+def test_sys_exit_in_the_learners_code_is_a_verdict_not_the_end_of_the_check():
+    code = LOOPS.replace("while True:  # a loop that never ends\n        pass", "import sys\n    sys.exit(1)")
+    verdict = check_cell(nb01.q3, code)
+    assert verdict.status == "incorrect" and "your code called sys.exit()" in verdict.message, verdict
+
+
+@pytest.mark.parametrize(
+    "ex, code, says",
+    [
+        (
+            nb05.q1,
+            "def recorded(code):\n    return {0: State.COMPLETED}[code]",
+            "your recorded(1) raised KeyError",
+        ),
+        (
+            nb05.q3,
+            "def seconds_in(history, state):\n    return history.total",
+            "your seconds_in(SAMPLE_HISTORY, State.RUNNING) raised AttributeError",
+        ),
+        (
+            nb07.q3,
+            "def percent(used, total):\n    return 100 * used // (total - 8)",
+            "your percent(3, 8) raised ZeroDivisionError",
+        ),
+    ],
+    ids=["5.1", "5.3", "7.3"],
+)
+def test_an_exception_in_the_learners_function_names_the_call_that_raised_it(ex, code, says):
+    verdict = check_cell(ex, code + "\n\nanswer = " + code.split("(")[0].removeprefix("def "))
+    assert verdict.status == "incorrect" and says in verdict.message, verdict
+
+
+@pytest.mark.slow  # a container on the engine
+def test_what_a_check_starts_after_its_time_is_up_is_removed_when_it_ends(client, demo_image):
+    bench = Bench(f"late-{uuid.uuid4().hex[:6]}")
+    t = bench.task()
+    started = []
+
+    def swallows_the_time_up():  # as a learner's bare `except:` would
+        try:
+            time.sleep(1.5)
+        except BaseException:  # noqa: BLE001 - the point
+            started.append(Docker(Config.from_task(t, bench.prefix)).run())
+
+    assert within(0.5, swallows_the_time_up, bench, "cube-check-late") is False
+    with pytest.raises(Fault, match="time was up"):
+        bench.task("more")
+    assert eventually(lambda: started, seconds=5) and started[0].container_id, started
+    assert eventually(lambda: left_by(client, [bench]) == [], seconds=5), left_by(client, [bench])
+
+
+def test_a_refused_request_is_named_before_what_the_learners_code_then_raised():
+    code = """def start(api, name):
+    event = {"state": "RUNNING", "task": {"name": name, "image": "cube/helloworld-http:latest"}}
+    return api.post("/tasks", json=event).json()["id"]  # a refusal has no id: KeyError
+
+answer = start"""
+    verdict = check_cell(nb06.q1, code)
+    assert verdict.status == "incorrect" and "the worker refused the request with 4" in verdict.message, (
+        verdict
+    )

@@ -39,13 +39,17 @@ def only_task(panel: ControlPanel) -> Task:
 def test_the_first_clicks_start_serve_and_stop_a_container(panel, client):
     name = panel.task_name.value
     assert name.startswith("web-") and panel.image.value == DEMO_IMAGE
+    assert panel.run_button.disabled and panel.stop_button.disabled, "nothing to run, nothing to stop"
+    assert not panel.enqueue_button.disabled
 
     panel.enqueue_button.click()
     assert [t.name for t in panel.worker.queue] == [name]
     assert panel.task_name.value != name, "a fresh name is ready for the next task"
+    assert _eventually(lambda: not panel.run_button.disabled), "a task is queued: Run next may be clicked"
 
     panel.run_button.click()
     panel.wait()
+    assert _eventually(lambda: panel.run_button.disabled and not panel.stop_button.disabled)
     task = only_task(panel)
     assert task.state is State.RUNNING, panel.last_message
     container = client.containers.get(task.container_id)
@@ -60,6 +64,7 @@ def test_the_first_clicks_start_serve_and_stop_a_container(panel, client):
     panel.stop_button.click()
     panel.wait()
     assert only_task(panel).state is State.COMPLETED, panel.last_message
+    assert _eventually(lambda: panel.stop_button.disabled), "nothing runs: nothing to stop"
     assert "COMPLETED" in panel.table.value
     with pytest.raises(docker.errors.NotFound):
         client.containers.get(task.container_id)
@@ -162,7 +167,8 @@ def test_the_panel_drives_a_started_worker_and_redraws_when_told(panel, client):
     assert _eventually(lambda: "RUNNING" in panel.table.value)
     task = only_task(panel)
     assert panel.running.value == task.id
-    panel.run_button.click()
+    assert panel.run_button.disabled, "the loop took the request: nothing waits for Run next"
+    panel.run_button.click()  # clicked from code all the same
     assert "no need to click" in panel.last_message
 
     client.containers.get(task.container_id).kill()  # behind everyone's back
@@ -280,6 +286,7 @@ def test_a_closed_worker_gets_its_sentence_from_every_button_and_its_metrics_sto
     panel.run_button.click()
     panel.wait()
     assert panel.last_message.startswith(closed), panel.last_message
+    assert all(b.disabled for b in (panel.enqueue_button, panel.run_button, panel.stop_button))
     assert _eventually(lambda: not panel.metrics._thread.is_alive()), "the sampling ends"
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING], "no traceback in the log"
 

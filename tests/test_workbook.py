@@ -8,6 +8,7 @@ import cube.book
 import cube.spec
 from cube.exercises import nb01, nb03, workbook
 from cube.spec import CHAPTER
+from cube.state import State
 
 
 @pytest.fixture(autouse=True)
@@ -101,3 +102,21 @@ def test_a_worker_partly_the_learners_says_whose_each_method_is():
     assert whose == (
         "Your worker: add_task yours; stop_task, start_task, run_task the reference's (not passed yet)."
     )
+
+
+VALID = "def valid_state_transition(src, dst):\n    return contains(STATE_TRANSITION_MAP[src], dst)\n"
+
+
+def test_a_lambda_is_saved_when_assigned_to_its_name_and_else_left_unsaved_with_the_reason(book):
+    solved(nb01.q3, "contains = lambda states, state: state in states\n\n" + VALID)
+    text = book.read_text()
+    assert "contains = lambda states, state: state in states" in text and "<lambda>" not in text
+    assert workbook.load()["contains"]([State.RUNNING], State.RUNNING) is True
+
+    code = "def contains(states, state):\n    return state in states\n\n"
+    code += "valid = lambda a, b: contains(STATE_TRANSITION_MAP[a], b)\n"
+    names = run_cell(code, nb01.q3.setup())
+    verdict = nb01.q3.check(names["contains"], names["valid"])
+    assert verdict, "the answer is right: only its saving fails"
+    assert "could not be saved" in verdict.message and "`def valid_state_transition(...):`" in verdict.message
+    assert book.read_text() == text, "nothing is written that the next notebooks could not read"

@@ -22,15 +22,14 @@ An exercise module (one per notebook, nbNN.py) defines each exercise with:
 - setup/teardown (optional): what the solution needs (a worker, a client) and what to remove after.
 """
 
-import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import FunctionType
 
-from cube.judge import Bench, Fault
+from cube.judge import Bench, Fault, within
 
-ENGINE_CHECK_SECONDS = 5.0  # the most an engine exercise's check takes, the learner's code included
+CHECK_SECONDS = 5.0  # the most a check takes, the learner's code (and the engine) included
 
 
 class _Blank:
@@ -101,7 +100,7 @@ class Exercise:
     setup: Callable[[], dict] | None = None
     teardown: Callable[[dict], None] | None = None
     names: tuple[str, ...] = ("answer",)  # what the solution defines, in the order check() takes them
-    engine: bool = False  # judge(*answers, bench): runs code on the engine, within ENGINE_CHECK_SECONDS
+    engine: bool = False  # judge(*answers, bench): runs code on the engine
     keep: tuple[str, ...] = ()  # workbook pieces a passing answer is saved as, one per answer
 
     def check(self, *answers) -> Verdict:
@@ -111,7 +110,7 @@ class Exercise:
             return Verdict("blank", f"{blank} {self.question}")
         if len(answers) != len(self.names):
             return Verdict("incorrect", f"check() takes {len(self.names)}: {', '.join(self.names)}")
-        problem = self._judge_engine(answers) if self.engine else self._judge(answers)
+        problem = self._judge_in_time(answers)
         if problem:
             return Verdict("incorrect", problem)
         return Verdict("correct", self.praise + self._keep(answers))
@@ -121,21 +120,27 @@ class Exercise:
             return self.judge(*answers, *bench)
         except Fault as e:
             return str(e)
+        except SystemExit:
+            return "your code called sys.exit() (or exit()): return a value, or raise an exception, instead"
         except Exception as e:  # noqa: BLE001 - a learner's odd answer is a message, not a traceback
             return f"that answer could not be checked ({type(e).__name__}: {e}); {self.hint_text}"
 
-    def _judge_engine(self, answers: tuple) -> str | None:
-        bench = Bench(f"check-{self.name.replace('.', '-')}-{uuid.uuid4().hex[:6]}")
+    def _judge_in_time(self, answers: tuple) -> str | None:
+        """Judge for at most CHECK_SECONDS (the learner's code may never return); then remove the
+        containers an engine exercise's check started."""
+        bench = Bench(f"check-{self.name.replace('.', '-')}-{uuid.uuid4().hex[:6]}") if self.engine else None
+        benches = (bench,) if bench else ()
         problem: list[str | None] = []
-        thread = threading.Thread(target=lambda: problem.append(self._judge(answers, bench)), daemon=True)
-        thread.start()
-        try:
-            thread.join(ENGINE_CHECK_SECONDS)
-        finally:  # interrupted too (the notebook's stop button): what the check started is removed
-            bench.clean()
-        if not problem:
-            return f"your code did not return within {ENGINE_CHECK_SECONDS:.0f} s: does a loop never end?"
-        return problem[0]
+
+        def judge() -> None:
+            problem.append(self._judge(answers, *benches))
+
+        if within(CHECK_SECONDS, judge, bench, f"cube-check-{self.name}") and problem:
+            return problem[0]
+        return (
+            f"your code did not return within {CHECK_SECONDS:.0f} s: a loop that never ends, or a call"
+            " that waits for ever (on a slow engine, run the check again)"
+        )
 
     def _keep(self, answers: tuple) -> str:
         if not self.keep:

@@ -289,6 +289,8 @@ def _judge_lost(answer) -> str | None:
         return "update_tasks sees the container is no longer running: the task does not stay RUNNING"
     if state is not State.FAILED:
         return f"the task was RUNNING; {state} cannot follow it"
+    if isinstance(code, bool) or not isinstance(code, int):
+        return f"the second item is the exit code, a number such as 0 or 1, not {code!r}"
     if code != 137:
         return "an exit by a signal is 128 + the signal's number, and SIGKILL is 9"
     return None
@@ -303,6 +305,13 @@ q5 = Exercise(
     "by a signal get: 128 plus what?",
     solution_code="answer = (State.FAILED, 137)  # 128 + 9, SIGKILL",
     praise="FAILED with exit code 137: killed by SIGKILL (128 + 9). Only exit code 0 counts as COMPLETED.",
-    wrong=[(State.COMPLETED, 137), (State.FAILED, 9), (State.FAILED, 0), State.FAILED, ["FAILED", 137]],
+    wrong=[
+        (State.COMPLETED, 137),
+        (State.FAILED, 9),
+        (State.FAILED, 0),
+        (State.FAILED, "137"),
+        State.FAILED,
+        ["FAILED", 137],
+    ],
     setup=lambda: {"State": State},
 )

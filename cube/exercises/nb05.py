@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 import cube
 from cube.doctor import connect
 from cube.exercises import Exercise, pair, remove_containers
+from cube.judge import call
 from cube.observe import Observed, describe_exit
 from cube.state import State, Transition
 from cube.task import Task
@@ -35,7 +36,7 @@ def _judge_recorded(answer) -> str | None:
     if not callable(answer):
         return "give a function: def recorded(exit_code): ..., then answer = recorded"
     for code in (0, 1, 3, 127, 137, 143, 255):
-        got = answer(code)
+        got = call(f"your recorded({code})", answer, code)
         if not isinstance(got, State):
             return f"return a State, such as State.COMPLETED; recorded({code}) returned {got!r}"
         right = State.COMPLETED if code == 0 else State.FAILED
@@ -172,7 +173,9 @@ def _judge_seconds_in(answer) -> str | None:
     if not callable(answer):
         return "give a function: def seconds_in(history, state): ..., then answer = seconds_in"
     for state, right in _SECONDS.items():
-        got = answer(list(SAMPLE_HISTORY), state)
+        got = call(
+            f"your seconds_in(SAMPLE_HISTORY, State.{state.name})", answer, list(SAMPLE_HISTORY), state
+        )
         if isinstance(got, timedelta):
             return "return a number of seconds, not a timedelta: (later - earlier).total_seconds()"
         if isinstance(got, bool) or not isinstance(got, int | float):

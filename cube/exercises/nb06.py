@@ -8,6 +8,7 @@ from pydantic import ValidationError
 import cube
 from cube.api import Server, TaskEvent
 from cube.exercises import Exercise, pair
+from cube.judge import Fault, call
 from cube.worker import Worker
 
 # --- 6.1 -------------------------------------------------------------------------------------------
@@ -22,14 +23,20 @@ def _judge_start(answer) -> str | None:
     answers: list[httpx.Response] = []
     api = httpx.Client(base_url=server.url, timeout=10, event_hooks={"response": [answers.append]})
     try:
-        got = answer(api, "nb06-check")
+        try:
+            got, raised = call('your start(api, "nb06-check")', answer, api, "nb06-check"), None
+        except Fault as e:  # what the worker answered comes first: it is likely the cause
+            got, raised = None, str(e)
         queued = worker.queue
         if not queued:
             if answers and answers[-1].status_code >= 400:
                 r = answers[-1]
                 r.read()
                 return f"the worker refused the request with {r.status_code}: {r.json().get('error', r.text)}"
-            return "the worker got no request: send POST /tasks with the client the function is given, api"
+            return (
+                raised
+                or "the worker got no request: send POST /tasks with the client the function is given, api"
+            )
         task = queued[-1]
         if task.name != "nb06-check":
             return f"the task should be named after the function's `name` argument, not {task.name!r}"
@@ -37,6 +44,8 @@ def _judge_start(answer) -> str | None:
             return f"use the demo image, cube.DEMO_IMAGE, not {task.image!r}"
         if task.exposed_ports != {"80/tcp"}:
             return 'expose the web server\'s port: "exposed_ports": ["80/tcp"] in the task'
+        if raised:
+            return f"the task was queued, but {raised}"
         if isinstance(got, httpx.Response):
             return "return the task's id, not the response: r.json()['id']"
         if isinstance(got, dict):

@@ -4,6 +4,7 @@ same on any machine."""
 from collections import namedtuple
 
 from cube.exercises import Exercise
+from cube.judge import call
 
 GiB = 2**30
 
@@ -115,7 +116,7 @@ def _judge_percent(answer) -> str | None:
     if not callable(answer):
         return "give a function: def percent(used, total): ..., then answer = percent"
     for used, total in _PAIRS:
-        got, right = answer(used, total), 100 * used // total
+        got, right = call(f"your percent({used}, {total})", answer, used, total), 100 * used // total
         if isinstance(got, float):
             return (
                 f"percent({used}, {total}) is a float, {got}: in Python `/` always gives one. With "

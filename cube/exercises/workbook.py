@@ -72,8 +72,9 @@ def save(pieces: dict, exercise: str) -> str:
             for name in PIECES
             if name in blocks
         )
+        compile(text, str(path()), "exec")  # what the next notebooks could not read is not written
         path().write_text(text)
-    except (OSError, TypeError, ValueError) as e:
+    except (OSError, SyntaxError, TypeError, ValueError) as e:
         return f"(It could not be saved for the next notebooks: {e}.)"
     return f"Saved in {path().name} for the next notebooks."
 
@@ -157,7 +158,9 @@ def _function_source(fn: FunctionType, name: str, seen: set | None = None) -> st
     except OSError as e:
         raise ValueError(f"the source of {fn.__name__} is not available ({e})") from None
     source = inspect.cleandoc(source) if source.startswith((" ", "\t")) else source
-    if fn.__name__ != name:
+    if fn.__name__ == "<lambda>" and not re.match(rf"{name}\s*=\s*lambda\b", source):
+        raise ValueError(f"a lambda has no name to save it by: write it as `def {name}(...):`")
+    if fn.__name__ not in (name, "<lambda>"):
         source += f"\n\n{name} = {fn.__name__}\n"
     needs = []
     for used in sorted(_names_used(fn.__code__) - _PREAMBLE_NAMES - seen - set(dir(builtins))):
