@@ -10,10 +10,14 @@ processes (pytest-xdist, `make quick`) is judged once, by the process that began
 
 import os
 import tempfile
+import uuid
 from contextlib import suppress
 
 import docker
+import nbval.kernel
 import pytest
+from jupyter_client.manager import AsyncKernelManager, KernelManager
+from traitlets import HasTraits, default
 
 from cube import LABEL_TASK
 
@@ -22,6 +26,40 @@ _BEFORE = pytest.StashKey[set]()  # ids of cube containers that existed before t
 # The learner's workbook (cube.exercises.workbook): never the developer's own my_worker.py, so that
 # the stored notebooks, made with none, compare equal. Notebook kernels inherit this.
 os.environ["CUBE_WORKBOOK"] = os.path.join(tempfile.mkdtemp(prefix="cube-tests-"), "my_worker.py")
+
+
+# Notebook kernels talk to the tests over unix sockets, not TCP. On TCP, jupyter_client picks five
+# free ports and the kernel binds them a second later; in between, a container's published port or an
+# outgoing connection of a test beside it may take one, and the kernel dies ("Address already in use",
+# jupyter_client#487: once in CI, on notebook 05's filled-in run). A socket file of a name no other
+# kernel has cannot be taken; it sits beside the kernel's connection file, and goes when the kernel ends.
+
+
+class _UnixSockets(HasTraits):
+    @default("transport")
+    def _unix_sockets(self) -> str:
+        return "ipc"
+
+    @default("ip")
+    def _socket_path(self) -> str:  # the kernel's five sockets are this path with -1 to -5
+        return os.path.join(tempfile.gettempdir(), f"cube-kernel-{uuid.uuid4().hex[:12]}")
+
+
+class UnixSocketKernelManager(_UnixSockets, KernelManager):
+    """nbval's kernels (pytest_configure makes nbval use it)."""
+
+
+class AsyncUnixSocketKernelManager(_UnixSockets, AsyncKernelManager):
+    """nbclient's kernels: NotebookClient(..., kernel_manager_class=unix_socket_kernels)."""
+
+
+@pytest.fixture
+def unix_socket_kernels() -> type:
+    return AsyncUnixSocketKernelManager
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    nbval.kernel.KernelManager = UnixSocketKernelManager  # nbval takes no kernel manager of ours
 
 
 def _cube_containers() -> list:

@@ -17,12 +17,16 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]-*.ipynb"))
 
 
 @pytest.mark.slow
-def test_notebook_01_runs_top_to_bottom_without_a_docker_engine(monkeypatch, tmp_path):
+def test_notebook_01_runs_top_to_bottom_without_a_docker_engine(monkeypatch, tmp_path, unix_socket_kernels):
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-engine-here.sock")  # the kernel inherits it
     notebook = nbformat.read(ROOT / "notebooks" / "01-tasks-and-states.ipynb", as_version=4)
     stored = [c.outputs for c in notebook.cells if c.cell_type == "code"]
     NotebookClient(
-        notebook, timeout=60, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+        notebook,
+        timeout=60,
+        kernel_name="python3",
+        kernel_manager_class=unix_socket_kernels,
+        resources={"metadata": {"path": str(tmp_path)}},
     ).execute()
     ran = [c.outputs for c in notebook.cells if c.cell_type == "code"]
     errors = [o for outputs in ran for o in outputs if o.output_type == "error"]
@@ -140,7 +144,9 @@ for _path in NOTEBOOKS:
 
 @pytest.mark.slow  # every notebook, run again (but the cells LEFT_OUT): a minute in all
 @pytest.mark.parametrize("paths", FILLED_IN.values(), ids=FILLED_IN.keys())
-def test_every_notebook_runs_with_every_solution_filled_in(paths, tmp_path, monkeypatch, demo_image):
+def test_every_notebook_runs_with_every_solution_filled_in(
+    paths, tmp_path, monkeypatch, demo_image, unix_socket_kernels
+):
     """A learner who did every exercise: each check says correct, no cell fails, and notebook 04
     runs their worker, all four methods theirs (saved by notebook 03's checks)."""
     monkeypatch.setenv("CUBE_WORKBOOK", str(tmp_path / "my_worker.py"))  # the kernels inherit it
@@ -149,7 +155,11 @@ def test_every_notebook_runs_with_every_solution_filled_in(paths, tmp_path, monk
         assert fill_in(notebook, int(path.name[:2])) >= 3, path.name
         leave_out(notebook, path.name[:2])
         NotebookClient(
-            notebook, timeout=180, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+            notebook,
+            timeout=180,
+            kernel_name="python3",
+            kernel_manager_class=unix_socket_kernels,
+            resources={"metadata": {"path": str(tmp_path)}},
         ).execute()
         outputs = [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs]
         errors = [o for o in outputs if o.output_type == "error"]
