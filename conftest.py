@@ -14,9 +14,11 @@ import uuid
 from contextlib import suppress
 
 import docker
+import nbformat
 import nbval.kernel
 import pytest
 from jupyter_client.manager import AsyncKernelManager, KernelManager
+from nbclient import NotebookClient
 from traitlets import HasTraits, default
 
 from cube import LABEL_TASK
@@ -50,16 +52,27 @@ class UnixSocketKernelManager(_UnixSockets, KernelManager):
 
 
 class AsyncUnixSocketKernelManager(_UnixSockets, AsyncKernelManager):
-    """nbclient's kernels: NotebookClient(..., kernel_manager_class=unix_socket_kernels)."""
+    """The kernels of run_notebook (nbclient)."""
+
+
+def pytest_configure() -> None:
+    nbval.kernel.KernelManager = UnixSocketKernelManager  # nbval takes no kernel manager of ours
 
 
 @pytest.fixture
-def unix_socket_kernels() -> type:
-    return AsyncUnixSocketKernelManager
+def run_notebook():
+    """run_notebook(notebook, cwd, timeout): run every cell, in place, in a kernel started in cwd."""
 
+    def run(notebook: nbformat.NotebookNode, cwd, timeout: int) -> None:
+        NotebookClient(
+            notebook,
+            timeout=timeout,
+            kernel_name="python3",
+            kernel_manager_class=AsyncUnixSocketKernelManager,
+            resources={"metadata": {"path": str(cwd)}},
+        ).execute()
 
-def pytest_configure(config: pytest.Config) -> None:
-    nbval.kernel.KernelManager = UnixSocketKernelManager  # nbval takes no kernel manager of ours
+    return run
 
 
 def _cube_containers() -> list:

@@ -10,24 +10,17 @@ from pathlib import Path
 import nbformat
 import pytest
 from helpers import cells_using
-from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]-*.ipynb"))
 
 
 @pytest.mark.slow
-def test_notebook_01_runs_top_to_bottom_without_a_docker_engine(monkeypatch, tmp_path, unix_socket_kernels):
+def test_notebook_01_runs_top_to_bottom_without_a_docker_engine(monkeypatch, tmp_path, run_notebook):
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-engine-here.sock")  # the kernel inherits it
     notebook = nbformat.read(ROOT / "notebooks" / "01-tasks-and-states.ipynb", as_version=4)
     stored = [c.outputs for c in notebook.cells if c.cell_type == "code"]
-    NotebookClient(
-        notebook,
-        timeout=60,
-        kernel_name="python3",
-        kernel_manager_class=unix_socket_kernels,
-        resources={"metadata": {"path": str(tmp_path)}},
-    ).execute()
+    run_notebook(notebook, tmp_path, timeout=60)
     ran = [c.outputs for c in notebook.cells if c.cell_type == "code"]
     errors = [o for outputs in ran for o in outputs if o.output_type == "error"]
     assert errors == [], errors
@@ -145,7 +138,7 @@ for _path in NOTEBOOKS:
 @pytest.mark.slow  # every notebook, run again (but the cells LEFT_OUT): a minute in all
 @pytest.mark.parametrize("paths", FILLED_IN.values(), ids=FILLED_IN.keys())
 def test_every_notebook_runs_with_every_solution_filled_in(
-    paths, tmp_path, monkeypatch, demo_image, unix_socket_kernels
+    paths, tmp_path, monkeypatch, demo_image, run_notebook
 ):
     """A learner who did every exercise: each check says correct, no cell fails, and notebook 04
     runs their worker, all four methods theirs (saved by notebook 03's checks)."""
@@ -154,13 +147,7 @@ def test_every_notebook_runs_with_every_solution_filled_in(
         notebook = nbformat.read(path, as_version=4)
         assert fill_in(notebook, int(path.name[:2])) >= 3, path.name
         leave_out(notebook, path.name[:2])
-        NotebookClient(
-            notebook,
-            timeout=180,
-            kernel_name="python3",
-            kernel_manager_class=unix_socket_kernels,
-            resources={"metadata": {"path": str(tmp_path)}},
-        ).execute()
+        run_notebook(notebook, tmp_path, timeout=180)
         outputs = [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs]
         errors = [o for o in outputs if o.output_type == "error"]
         assert errors == [], (path.name, errors)
