@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     w.add_argument(
         "--token",
         help="every request must carry 'Authorization: Bearer TOKEN'; 'auto' makes one and prints it "
-        "(default: $CUBE_TOKEN; none, on loopback only)",
+        "(default: $CUBE_TOKEN, which ps does not show as it shows this; none, on loopback only)",
     )
     commands.add_parser("doctor", help="check this machine's Docker for cube, and say how to fix it")
     args = parser.parse_args(argv)
@@ -60,8 +60,8 @@ def _serve(args: argparse.Namespace) -> int:
     """python -m cube worker. The web stack is imported here only: the doctor needs none (0.4 s, not 1.3)."""
     import uvicorn
 
-    from cube.api import create_app, listen
-    from cube.auth import MAX_HEADERS, listen_check, token_check
+    from cube.api import create_app
+    from cube.auth import MAX_HEADERS, listen, listen_check, token_check, url_of
     from cube.store import StoreInUse
     from cube.worker import Worker
 
@@ -92,8 +92,7 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"cube worker: cannot listen on {args.host}:{args.port}: {e.strerror}", file=sys.stderr)
         worker.close()
         return 2
-    host, port = listener.getsockname()[:2]
-    print(f"cube worker {worker.name} listening on http://{host}:{port} (API docs: /docs)", flush=True)
+    print(f"cube worker {worker.name} listening on {url_of(listener)} (API docs: /docs)", flush=True)
     if made:  # printed once, here: the worker keeps it nowhere else
         print(f"token: {token} (send it as the header Authorization: Bearer {token})", flush=True)
     app = create_app(worker, token=token)

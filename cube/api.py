@@ -22,7 +22,6 @@ a nil dereference, ignores a malformed uuid, and panics on a type assertion in G
 """
 
 import logging
-import socket
 import threading
 import uuid
 from contextlib import asynccontextmanager, suppress
@@ -35,7 +34,7 @@ from fastapi.security import HTTPBearer
 from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, ConfigDict, Field
 
-from cube.auth import MAX_HEADERS, RequireToken, listen_check, token_check
+from cube.auth import MAX_HEADERS, RequireToken, listen, listen_check, token_check, url_of
 from cube.docker import Docker, EngineError
 from cube.refusals import LimitBody, Problem, install
 from cube.state import State, valid_state_transition
@@ -222,19 +221,6 @@ def _container(worker: Worker, task: Task) -> dict | None:
     return {"status": seen.status, "exit_code": seen.exit_code, "host_ports": seen.host_ports}
 
 
-def listen(host: str, port: int) -> socket.socket:
-    """A listening socket for the API; port 0 picks a free one. ValueError: port is not 0-65535.
-
-    TCP_NODELAY: without it, a small response on a kept-alive connection waits ~40 ms for the
-    client's delayed ACK (Nagle's algorithm), and every request seems slow.
-    """
-    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
-        raise ValueError(f"port: must be a whole number from 0 (any free port) to 65535, got {port!r}")
-    sock = socket.create_server((host, port))
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    return sock
-
-
 class Server:
     """A worker's API served on a thread, for a notebook or a test: `with Server(worker) as s:`.
 
@@ -262,7 +248,7 @@ class Server:
         self.headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._socket = listen(host, port)
         self.host, self.port = self._socket.getsockname()[:2]
-        self.url = f"http://{self.host}:{self.port}"
+        self.url = url_of(self._socket)
         config = uvicorn.Config(
             app,
             log_level="warning",

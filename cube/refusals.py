@@ -86,6 +86,11 @@ def _sentence(err: dict) -> str:
         return 'the body must be a JSON object: {"state": "SCHEDULED", "task": {"image": "..."}}'
     if err["type"] == "missing":
         return f"{where}: missing"
+    if err["type"] == "string_unicode":  # pydantic says "unable to parse raw data as a unicode string"
+        return (
+            f"{where}: a string or a key here holds half of a UTF-16 pair (an escape \\ud800 to \\udfff "
+            "alone), which is not text: send the character itself, or both halves"
+        )
     if err["type"] == "json_invalid":
         return (
             f"the body is not valid JSON: {err['ctx']['error']}"

@@ -1,5 +1,6 @@
 """Small helpers the tests share."""
 
+import os
 import re
 import secrets
 import signal
@@ -98,10 +99,12 @@ class CubeServer:
         self.log = directory / f"{name}-{time.monotonic_ns()}.log"  # one per process
         args = [sys.executable, "-m", "cube", "worker", "--port", "0", "--name", name]
         args += ["--parallel", str(parallel)] + (["--db", str(directory / db)] if db else [])
-        args += [f"--token={self.token}"] if self.token else []  # "=": a token may start with "-"
+        args += ["--token", "auto"] if self.token == "auto" else []  # any other in CUBE_TOKEN, not in ps
         args += ["--host", host] if host else []
+        env = {k: v for k, v in os.environ.items() if k != "CUBE_TOKEN"}
+        env.update({"CUBE_TOKEN": self.token} if self.token not in (None, "auto") else {})
         with open(self.log, "w") as log:
-            self.process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=log, text=True)
+            self.process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=log, text=True, env=env)
         self.lines: list[str] = []
         self._first = threading.Event()
         self._reader = threading.Thread(target=self._read, daemon=True)

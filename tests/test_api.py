@@ -496,6 +496,24 @@ def test_a_lone_surrogate_is_refused_and_the_tasks_still_list(api, field, body):
     assert after.json() == before.json(), "a refused request changed the worker's tasks"
 
 
+@pytest.mark.parametrize(
+    ("where", "body", "said"),
+    [
+        ("body", rb'{"\ud800":1,"state":"SCHEDULED","task":{"image":"alpine"}}', "half of a UTF-16 pair"),
+        (r"body\.task", rb'{"state":"SCHEDULED","task":{"image":"a","\udc00":1}}', "half of a UTF-16 pair"),
+        ("body.task.port_bindings",
+         rb'{"state":"SCHEDULED","task":{"image":"a","port_bindings":{"\ud800":"80"}}}',
+         "is not a port like '80/tcp'"),
+    ],
+    ids=["in the body's keys", "in the task's keys", "in port_bindings' keys"],
+)  # fmt: skip
+def test_a_lone_surrogate_in_a_key_is_a_422_at_its_object_not_a_500(api, where, body, said):
+    """The error names the object the key is in: the key itself cannot go back in a JSON reply."""
+    before = api.get("/tasks").json()
+    refused(api.post("/tasks", content=body, headers=JSON), 422, where, said)
+    assert api.get("/tasks").json() == before, "a refused request changed the worker's tasks"
+
+
 # --- under load ------------------------------------------------------------------------------------
 
 GETS, GET_THREADS, POSTS = 200, 4, 20

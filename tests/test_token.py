@@ -1,6 +1,7 @@
 """The worker's API lets in only those who hold its token: real `python -m cube worker` processes,
 real HTTP on 127.0.0.1, the real engine."""
 
+import asyncio
 import os
 import re
 import subprocess
@@ -13,7 +14,7 @@ from helpers import cli_refusal, cube_server, eventually, mine, remove_container
 
 from cube import DEMO_IMAGE, Worker
 from cube.api import Server
-from cube.auth import is_loopback
+from cube.auth import RequireToken, is_loopback
 
 WEB = {"image": DEMO_IMAGE, "exposed_ports": ["80/tcp"]}
 SOME_ID = str(uuid.uuid4())
@@ -57,7 +58,8 @@ def test_listening_beyond_loopback_without_a_token_exits_2_and_says_why_and_what
         assert run.returncode == 2, host
         (line,) = run.stderr.strip().splitlines()
         assert line.startswith(f"cube worker: refusing to listen on {host} without a token")
-        assert "--token TOKEN" in line and "--host 127.0.0.1" in line and "root" in line
+        assert "Set CUBE_TOKEN" in line and "--token auto" in line and "shows in ps" in line
+        assert "--host 127.0.0.1" in line and "root" in line
         assert run.stdout == ""
 
 
@@ -89,6 +91,41 @@ def test_a_token_with_whitespace_at_an_end_is_refused_as_no_request_could_carry_
     (line,) = err.strip().splitlines()
     assert line.startswith(f"cube worker: {how}: the token has whitespace at its start or end"), line
     assert "abc" not in line, "the token is not echoed"
+
+
+@pytest.mark.parametrize(
+    "token", ["s3cr\x1bet", "s3\ncret", "s3cr\x7fet", "s3cré"], ids=["ESC", "newline", "DEL", "beyond ASCII"]
+)
+@pytest.mark.parametrize("how", ["--token", "CUBE_TOKEN"])
+def test_a_token_no_header_can_carry_is_refused_naming_where_and_not_echoed(how, token, monkeypatch, capsys):
+    given = [f"--token={token}"] if how.startswith("--") else []
+    status, out, err = cli_refusal(monkeypatch, capsys, *given, env=None if given else {"CUBE_TOKEN": token})
+    assert (status, out) == (2, "")
+    (line,) = err.strip().splitlines()
+    where = next(i for i, c in enumerate(token) if not (c.isascii() and c.isprintable())) + 1
+    assert line.startswith(f"cube worker: {how}: character {where} of the token is not printable ASCII"), line
+    assert "--token auto" in line and "s3cr" not in line
+
+
+def test_a_token_with_a_space_inside_is_sent_and_let_in(tmp_path):
+    with cube_server(tmp_path, f"test-tok-{uuid.uuid4().hex[:8]}", db=None, token="two words") as s:
+        assert httpx.get(f"{s.url}/tasks", headers=s.headers, timeout=5).json() == []
+        assert (
+            httpx.get(f"{s.url}/tasks", headers={"Authorization": "Bearer two"}, timeout=5).status_code == 401
+        )
+
+
+def test_the_worker_listens_on_ipv6_loopback_and_prints_its_url_in_brackets(tmp_path):
+    with cube_server(tmp_path, f"test-tok-{uuid.uuid4().hex[:8]}", db=None, token=None, host="::1") as s:
+        assert re.fullmatch(r"http://\[::1\]:\d+", s.url), s.url
+        assert httpx.get(f"{s.url}/tasks", timeout=5).json() == []
+        with pytest.raises(httpx.ConnectError):  # on ::1 only, not on 127.0.0.1 too
+            httpx.get(f"http://127.0.0.1:{s.port}/tasks", timeout=5)
+
+
+def test_a_token_is_not_on_the_command_line_of_the_tests_workers(guarded):
+    with open(f"/proc/{guarded.process.pid}/cmdline", "rb") as f:
+        assert guarded.token.encode() not in f.read()
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "::1", "localhost", "127.8.9.10"])
@@ -156,6 +193,32 @@ def test_what_is_refused_is_logged_without_the_token(guarded):
         assert guarded.token[:8] not in said
 
 
+def test_a_refused_path_is_logged_quoted_so_that_a_newline_in_it_forges_no_log_line(guarded):
+    forged = "/tasks%0a2026-01-01 00:00:00,000 INFO cube.api: all is well"
+    assert httpx.get(f"{guarded.url}{forged}", timeout=5).status_code == 401
+    log = guarded.stderr()
+    assert "refused GET /tasks%0A2026-01-01%2000:00:00,000%20INFO%20cube.api:%20all%20is%20well from" in log
+    assert not [line for line in log.splitlines() if line.startswith("2026-01-01")], "a forged line"
+
+
+def test_a_websocket_is_closed_before_it_opens_and_the_app_never_sees_it_asgi_by_hand():
+    """A fake ASGI scope: uvicorn here has no websocket library, so no real one can arrive."""
+    seen, sent = [], []
+
+    async def app(scope, receive, send):
+        seen.append(scope["type"])
+
+    async def send(message):
+        sent.append(message)
+
+    guard = RequireToken(app, "t0ken")
+    for kind in ("websocket", "something-new"):
+        scope = {"type": kind, "path": "/tasks", "headers": [(b"authorization", b"Bearer t0ken")]}
+        asyncio.run(guard(scope, None, send))
+    asyncio.run(guard({"type": "lifespan"}, None, send))
+    assert seen == ["lifespan"] and sent == [{"type": "websocket.close", "code": 1008}]
+
+
 def test_with_the_token_a_task_starts_serves_and_stops(guarded, client):
     with guarded.client(timeout=10) as api:
         r = api.post("/tasks", json={"state": "SCHEDULED", "task": WEB})
@@ -168,7 +231,11 @@ def test_with_the_token_a_task_starts_serves_and_stops(guarded, client):
 
 
 def test_the_docs_load_without_it_and_declare_the_scheme(guarded):
-    assert httpx.get(f"{guarded.url}/docs", timeout=5).status_code == 200
+    for page in ("/docs", "/redoc"):
+        r = httpx.get(f"{guarded.url}{page}", timeout=5)
+        assert r.status_code == 200 and "/openapi.json" in r.text, page
+    script = re.search(r'src="(/static-offline-docs/redoc[^"]+)"', httpx.get(f"{guarded.url}/redoc").text)
+    assert httpx.get(f"{guarded.url}{script.group(1)}", timeout=5).status_code == 200, "redoc's own script"
     spec = httpx.get(f"{guarded.url}/openapi.json", timeout=5).json()
     assert spec["components"]["securitySchemes"]["HTTPBearer"] == {
         "type": "http",
@@ -217,6 +284,8 @@ def test_a_server_in_python_keeps_the_same_rules():
         Server(w, token="  ")
     with pytest.raises(ValueError, match="token: the token has whitespace at its start or end"):
         Server(w, token="t0ken ")
+    with pytest.raises(ValueError, match="token: character 3 of the token is not printable ASCII"):
+        Server(w, token="t0\rken")
     with Server(w, token="t0ken") as server:
         assert server.headers == {"Authorization": "Bearer t0ken"}
         assert httpx.get(f"{server.url}/stats", timeout=5).status_code == 401
