@@ -122,6 +122,7 @@ def valid_state_transition(src, dst):
     return contains(STATE_TRANSITION_MAP[src], dst)"""
 
 
+@pytest.mark.slow  # 5 s by design: the limit a learner meets
 def test_a_check_whose_code_never_returns_says_so_in_time_and_its_loop_is_stopped():
     began = time.monotonic()
     verdict = check_cell(nb01.q3, LOOPS)

@@ -52,22 +52,25 @@ def command(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     )
 
 
-def test_listening_beyond_loopback_without_a_token_exits_2_and_says_why_and_what_to_pass():
+def test_listening_beyond_loopback_without_a_token_exits_2_and_says_why_and_what_to_pass(monkeypatch, capsys):
+    run = command("--host", "0.0.0.0")  # once as its own process, as a user runs it
+    assert (run.returncode, run.stdout) == (2, ""), run.stderr
+    assert run.stderr.startswith("cube worker: refusing to listen on 0.0.0.0 without a token")
     for host in ("0.0.0.0", "::", "worker.example"):
-        run = command("--host", host)
-        assert run.returncode == 2, host
-        (line,) = run.stderr.strip().splitlines()
+        status, out, err = cli_refusal(monkeypatch, capsys, "--host", host)
+        assert (status, out) == (2, ""), host
+        (line,) = err.strip().splitlines()
         assert line.startswith(f"cube worker: refusing to listen on {host} without a token")
         assert "Set CUBE_TOKEN" in line and "--token auto" in line and "shows in ps" in line
         assert "--host 127.0.0.1" in line and "root" in line
-        assert run.stdout == ""
 
 
 @pytest.mark.parametrize("how", ["--token", "CUBE_TOKEN"])
-def test_an_empty_token_is_refused(how):
-    run = command("--token=") if how.startswith("--") else command(env={"CUBE_TOKEN": ""})
-    assert run.returncode == 2
-    assert run.stderr.strip() == f"cube worker: {how} is empty: give a token, or --token auto to make one"
+def test_an_empty_token_is_refused(how, monkeypatch, capsys):
+    given = ["--token="] if how.startswith("--") else []
+    status, out, err = cli_refusal(monkeypatch, capsys, *given, env=None if given else {"CUBE_TOKEN": ""})
+    assert (status, out) == (2, "")
+    assert err.strip() == f"cube worker: {how} is empty: give a token, or --token auto to make one"
 
 
 @pytest.mark.parametrize("how", ["--token", "CUBE_TOKEN"])
@@ -107,16 +110,18 @@ def test_a_token_no_header_can_carry_is_refused_naming_where_and_not_echoed(how,
     assert "--token auto" in line and "s3cr" not in line
 
 
-def test_a_token_with_a_space_inside_is_sent_and_let_in(tmp_path):
-    with cube_server(tmp_path, f"test-tok-{uuid.uuid4().hex[:8]}", db=None, token="two words") as s:
+def test_a_token_with_a_space_inside_is_sent_and_let_in():
+    w = Worker(f"test-tok-{uuid.uuid4().hex[:8]}")
+    with w, Server(w, token="two words") as s:
         assert httpx.get(f"{s.url}/tasks", headers=s.headers, timeout=5).json() == []
         assert (
             httpx.get(f"{s.url}/tasks", headers={"Authorization": "Bearer two"}, timeout=5).status_code == 401
         )
 
 
-def test_the_worker_listens_on_ipv6_loopback_and_prints_its_url_in_brackets(tmp_path):
-    with cube_server(tmp_path, f"test-tok-{uuid.uuid4().hex[:8]}", db=None, token=None, host="::1") as s:
+def test_the_worker_listens_on_ipv6_loopback_and_gives_its_url_in_brackets():
+    w = Worker(f"test-tok-{uuid.uuid4().hex[:8]}")
+    with w, Server(w, host="::1") as s:  # the command line prints the same url_of
         assert re.fullmatch(r"http://\[::1\]:\d+", s.url), s.url
         assert httpx.get(f"{s.url}/tasks", timeout=5).json() == []
         with pytest.raises(httpx.ConnectError):  # on ::1 only, not on 127.0.0.1 too
