@@ -75,6 +75,11 @@ def page(port: int, within: float = 5.0) -> str:
             time.sleep(0.1)
 
 
+def token_env(extra: dict | None = None) -> dict:
+    """This process's environment for a worker process: no CUBE_TOKEN of the caller's, but `extra`."""
+    return {**{k: v for k, v in os.environ.items() if k != "CUBE_TOKEN"}, **(extra or {})}
+
+
 class CubeServer:
     """A `python -m cube worker` process on port 0: its URL, and what it has printed so far.
 
@@ -101,8 +106,7 @@ class CubeServer:
         args += ["--parallel", str(parallel)] + (["--db", str(directory / db)] if db else [])
         args += ["--token", "auto"] if self.token == "auto" else []  # any other in CUBE_TOKEN, not in ps
         args += ["--host", host] if host else []
-        env = {k: v for k, v in os.environ.items() if k != "CUBE_TOKEN"}
-        env.update({"CUBE_TOKEN": self.token} if self.token not in (None, "auto") else {})
+        env = token_env({"CUBE_TOKEN": self.token} if self.token not in (None, "auto") else None)
         with open(self.log, "w") as log:
             self.process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=log, text=True, env=env)
         self.lines: list[str] = []

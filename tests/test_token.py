@@ -2,7 +2,6 @@
 real HTTP on 127.0.0.1, the real engine."""
 
 import asyncio
-import os
 import re
 import subprocess
 import sys
@@ -10,7 +9,7 @@ import uuid
 
 import httpx
 import pytest
-from helpers import cli_refusal, cube_server, eventually, mine, remove_containers
+from helpers import cli_refusal, cube_server, eventually, mine, remove_containers, token_env
 
 from cube import DEMO_IMAGE, Worker
 from cube.api import Server
@@ -32,7 +31,6 @@ ENDPOINTS = [
 
 def command(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     """python -m cube worker with these arguments, and no CUBE_TOKEN but what `env` gives."""
-    clean = {k: v for k, v in os.environ.items() if k != "CUBE_TOKEN"}
     return subprocess.run(
         [
             sys.executable,
@@ -48,7 +46,7 @@ def command(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
         capture_output=True,
         text=True,
         timeout=30,
-        env={**clean, **(env or {})},
+        env=token_env(env),
     )
 
 
