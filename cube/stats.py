@@ -83,6 +83,11 @@ class Metrics:
         self._thread = threading.Thread(target=self._keep_sampling, name="cube-metrics", daemon=True)
         self._thread.start()
 
+    @property
+    def sampling(self) -> bool:
+        """True while it samples in the background (it stops by itself once the worker is closed)."""
+        return bool(self._thread and self._thread.is_alive())
+
     def stop(self) -> None:
         """Stop sampling; each stats stream is closed by its reader at its next frame (<= 1 s)."""
         self._stopping.set()

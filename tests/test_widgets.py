@@ -287,7 +287,7 @@ def test_a_closed_worker_gets_its_sentence_from_every_button_and_its_metrics_sto
     panel.wait()
     assert panel.last_message.startswith(closed), panel.last_message
     assert all(b.disabled for b in (panel.enqueue_button, panel.run_button, panel.stop_button))
-    assert _eventually(lambda: not panel.metrics._thread.is_alive()), "the sampling ends"
+    assert _eventually(lambda: not panel.metrics.sampling), "the sampling ends"
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING], "no traceback in the log"
 
 
@@ -296,7 +296,7 @@ def test_a_panel_on_a_closed_worker_says_so_and_samples_nothing():
     worker.close()
     panel = ControlPanel(worker, image="cube/not-built:1")
     assert f"worker {worker.name} is closed: make a new Worker to go on" in panel.table.value
-    assert panel.metrics._thread is None
+    assert not panel.metrics.sampling
     panel.close()
 
 
