@@ -60,7 +60,9 @@ class TaskSpec(BaseModel):
     disk: int = Field(0, le=2**63 - 1)
     exposed_ports: list[str] = Field(default_factory=list, examples=[["80/tcp"]])
     port_bindings: dict[str, str] = Field(default_factory=dict, description='e.g. {"80/tcp": "8080"}')
-    restart_policy: str = Field("", description='"", "always", "unless-stopped" or "on-failure"')
+    restart_policy: str = Field(
+        "", description='"" or "no", "always", "unless-stopped", "on-failure" or "on-failure:3"'
+    )
     cmd: list[str] = Field(default_factory=list, description="replaces the image's command")
 
 

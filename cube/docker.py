@@ -154,9 +154,9 @@ class Docker:
         """Take `name` from an earlier start's ended container or this start's unstarted one; True if free."""
         if (seen := self.inspect(name)).status == GONE:  # removed meanwhile, by the worker that recorded it
             return True
-        same = [seen.labels.get(k) == labels.get(k) for k in (LABEL_TASK, LABEL_WORKER, LABEL_ATTEMPT)]
-        earlier = same == [True, True, False] and seen.status in ("exited", "dead", "removing")
-        if not earlier and (same != [True, True, True] or seen.status != "created"):
+        ours = all(seen.labels.get(k) == labels.get(k) for k in (LABEL_TASK, LABEL_WORKER))
+        this_start = seen.labels.get(LABEL_ATTEMPT) == labels.get(LABEL_ATTEMPT)
+        if not ours or seen.status not in (("created",) if this_start else ("exited", "dead", "removing")):
             return False  # another's, or one that runs or may be about to
         with suppress(EngineError):  # being removed already
             self.remove(seen.container_id)  # by its id: the name may be someone else's by now

@@ -44,10 +44,8 @@ class Loop:
         self._stopping = stopping = threading.Event()
         name = f"cube-{self.worker.name}"
         jobs = {f"{name}-{i}": self._take for i in range(self.parallel)} | {f"{name}-observer": self._observe}
-        fresh = [  # daemon: a forgotten loop must not keep Python from exiting
-            threading.Thread(target=job, args=(stopping,), name=title, daemon=True)
-            for title, job in jobs.items()
-        ]
+        # daemon: a forgotten loop must not keep Python from exiting
+        fresh = [threading.Thread(target=f, args=(stopping,), name=n, daemon=True) for n, f in jobs.items()]
         for thread in fresh:
             thread.start()
         self._threads = [t for t in self._threads if t.is_alive()] + fresh  # and one a stop left busy
@@ -109,7 +107,7 @@ class Notifier:
 
     def tell(self, change):
         """Hand the change to the notifier's thread (one job at a time, in order); returns it at once."""
-        if change is not None and self.listeners:
+        if self.listeners:
             with suppress(RuntimeError):  # closed: the worker is closing, there is no one left to tell
                 self._thread.submit(self._tell, change, list(self.listeners))
         return change

@@ -65,9 +65,8 @@ class Observed:
         """From one entry of a container list: status, ports and labels only."""
         published: dict[str, list] = {}
         for p in (p for p in summary["Ports"] if "PublicPort" in p):
-            published.setdefault(f"{p['PrivatePort']}/{p['Type']}", []).append(
-                (p.get("IP", ""), p["PublicPort"])
-            )
+            port = f"{p['PrivatePort']}/{p['Type']}"
+            published.setdefault(port, []).append((p.get("IP", ""), p["PublicPort"]))
         ports = {port: _ipv4_first(bindings) for port, bindings in published.items()}
         return cls(summary["Id"], summary["State"], host_ports=ports, labels=summary.get("Labels") or {})
 
@@ -106,10 +105,10 @@ def explain(step: str, status: int | None, name: str, image: str) -> str | None:
     """What the engine's refusal of a step means, where its own words would mislead; else None."""
     if step == "pull":
         registry = "has no such image" if status == 404 else "could not be reached"
-        build = (
-            "Check the image name, or build the image here first (cube.ensure_demo_image() builds the demo"
+        return (
+            f"image {image!r} is not on this machine and the registry {registry}. Check the image name, or "
+            "build the image here first (cube.ensure_demo_image() builds the demo web server)."
         )
-        return f"image {image!r} is not on this machine and the registry {registry}. {build} web server)."
     if (step, status) == ("create", 409):
         return f"a container named {name!r} already exists. Name the task otherwise, or `docker rm -f {name}`"
     if (step, status) == ("start", 409):  # created a moment ago: someone is removing it, or paused it
@@ -127,9 +126,8 @@ def refusal(task: Task, known: Task | None, op: str, busy: str, worker: str) -> 
         return f"task {label} is being {doing} by another thread; try again when it is done"
     if op == "stop" and known is None:
         return f"worker {worker} has no record of task {label}: there is nothing to stop"
-    if known and not valid_state_transition(
-        known.state, State.SCHEDULED if op == "start" else State.COMPLETED
-    ):
+    wanted = State.SCHEDULED if op == "start" else State.COMPLETED
+    if known and not valid_state_transition(known.state, wanted):
         if op == "stop":
             return f"task {label} is already {known.state}: there is nothing to stop"
         where = f" in container {known.container_id[:12]}" if known.container_id else ""

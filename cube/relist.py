@@ -1,13 +1,10 @@
 """What update_tasks() does, as the kubelet's PLEG relists its runtime (pkg/kubelet/pleg/generic.go):
 one list of the worker's containers, an inspect only of those that changed, one transition recorded
 for each difference (cube.observe's rules); then the containers no task needs are removed. A task
-whose stop went unanswered is left to that stop, tried again, which says how its container ended: a
-stop the engine carried out without answering would otherwise be recorded as a removal behind
-cube's back.
-"""
+whose stop went unanswered is left to that stop, tried again: it says how its container ended, where
+relist would record a removal behind cube's back."""
 
 import logging
-import uuid
 from datetime import UTC, datetime
 
 from cube.docker import Docker, EngineError, Observed
@@ -38,18 +35,10 @@ def relist(store: Store, d: Docker, worker: str) -> list[Transition] | None:
                 log.info("task %s: %s", task.name or task.id, change)
                 changes.append(change)
         for seen in listed.values():
-            if unneeded(store.task(_task_id(seen)), seen):
+            if unneeded(store.task(seen.labels.get(LABEL_TASK, "")), seen):  # a label no task has: None
                 log.info("removing container %s: no task of %s needs it", seen.container_id[:12], worker)
                 d.remove(seen.container_id)
     except EngineError as e:
         log.warning("worker %s cannot observe its containers: %s", worker, e)
         return None if e.step == "list" else changes  # the next round tries the rest again
     return changes
-
-
-def _task_id(seen: Observed) -> uuid.UUID:
-    """The task a container is labelled for; a made-up id if its label is not a task id."""
-    try:
-        return uuid.UUID(seen.labels.get(LABEL_TASK, ""))
-    except ValueError:
-        return uuid.uuid4()

@@ -1,16 +1,12 @@
 """The five states of a task, the moves allowed between them (listing 4.10), and the record of a move.
 
-The chapter shows the transitions twice, and the two disagree: its table 4.1 lets a PENDING
-task go to FAILED, and has no SCHEDULED -> SCHEDULED, RUNNING -> RUNNING or RUNNING -> FAILED;
-its prose says SCHEDULED may go to COMPLETED. cube follows the map in listing 4.10, because that is
-the code the worker runs, and adds two moves that a worker watching real containers needs:
+The chapter's table 4.1 and prose disagree with listing 4.10 (notebook 01 shows how); cube follows the
+listing, the code the worker runs, and adds two moves that a worker watching real containers needs:
 
-- SCHEDULED -> COMPLETED: a container that finishes its work (exit code 0) before the worker ever
-  sees it running. Reporting RUNNING first would report a state nobody observed.
-- FAILED -> SCHEDULED: a failed task asked to run again gets a new container, under the same id.
-  The book adds the same move in a later chapter, for restarting failed tasks.
-
-Notebook 01 shows the differences.
+- SCHEDULED -> COMPLETED: a container that exits 0 before the worker ever sees it running
+  (reporting RUNNING first would report a state nobody observed).
+- FAILED -> SCHEDULED: a failed task asked to run again gets a new container, under the same id
+  (the book adds this move in a later chapter, to restart failed tasks).
 """
 
 import uuid

@@ -56,7 +56,6 @@ class Store:
     ) -> None:
         self.path, self.worker, self.on_change = path, worker, on_change or (lambda change: None)
         self._lock, self._closed = threading.RLock(), False
-        self._depth = 0
         self._out: dict[uuid.UUID, tuple[int, Task]] = {}  # requests handed out by dequeue(): seq, request
         try:  # isolation_level=None: transactions are begun and ended by transaction() only
             self._db = sqlite3.connect(path or ":memory:", check_same_thread=False, isolation_level=None)
@@ -77,24 +76,22 @@ class Store:
 
     def _open(self, worker: str) -> None:
         self._db.execute("PRAGMA busy_timeout = 0")  # another owner: fail at once, never wait
-        if self.path:
-            try:  # exclusive locking mode keeps the lock from the first write until close()
+        try:
+            if self.path:  # exclusive locking mode keeps the lock from the first write until close()
                 for pragma in ("locking_mode = EXCLUSIVE", "journal_mode = WAL", "synchronous = FULL"):
                     self._db.execute(f"PRAGMA {pragma}")
-                self._db.execute("BEGIN IMMEDIATE")
-            except sqlite3.OperationalError as e:
-                if e.sqlite_errorcode in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
-                    raise StoreInUse(
-                        f"{self.path} is in use by another worker: one file serves one running worker. "
-                        "Stop that worker (worker.close()), or give this one another db_path."
-                    ) from None
+            with self.transaction():
+                for statement in filter(str.strip, _SCHEMA.split(";")):  # executescript() would commit
+                    self._db.execute(statement)
+                self._db.execute("INSERT OR IGNORE INTO meta VALUES ('worker', ?)", (worker,))
+                (owner,) = self._one("SELECT value FROM meta WHERE key = 'worker'")
+        except sqlite3.OperationalError as e:
+            if e.sqlite_errorcode not in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
                 raise
-            self._db.execute("COMMIT")
-        with self.transaction():
-            for statement in filter(str.strip, _SCHEMA.split(";")):  # executescript() would commit
-                self._db.execute(statement)
-            self._db.execute("INSERT OR IGNORE INTO meta VALUES ('worker', ?)", (worker,))
-            (owner,) = self._one("SELECT value FROM meta WHERE key = 'worker'")
+            raise StoreInUse(
+                f"{self.path} is in use by another worker: one file serves one running worker. "
+                "Stop that worker (worker.close()), or give this one another db_path."
+            ) from None
         if owner != worker:
             raise ValueError(
                 f"{self.path} holds the tasks of worker {owner!r}, not {worker!r}: open it as "
@@ -111,23 +108,20 @@ class Store:
     def transaction(self) -> Iterator[None]:
         """Hold the store, and commit all done inside at the end, or nothing; only the outermost commits."""
         with self._lock:
-            if self._depth == 0:
-                self._open_or_refuse().execute("BEGIN IMMEDIATE")
-            self._depth += 1
+            if outer := not self._open_or_refuse().in_transaction:
+                self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield
             except BaseException:
-                self._depth -= 1
-                if self._depth == 0:
+                if outer:
                     self._db.execute("ROLLBACK")
                 raise
-            self._depth -= 1
-            if self._depth == 0:
+            if outer:
                 self._db.execute("COMMIT")
 
     # --- tasks -----------------------------------------------------------------------------------
 
-    def task(self, task_id: uuid.UUID) -> Task | None:
+    def task(self, task_id: uuid.UUID | str) -> Task | None:
         """The worker's record of the task, or None."""
         row = self._one("SELECT body FROM tasks WHERE id = ?", str(task_id))
         return row and _task(row[0])

@@ -165,12 +165,8 @@ RULES: list[tuple[str, Callable[[object], bool], str | Callable[[object], str]]]
     ("restarts", lambda v: type(v) is int and v >= 0, "must be a whole number >= 0, got {!r}"),
 ]  # fmt: skip
 
-_PARSERS = {
-    "id": uuid.UUID,
-    "state": lambda name: State[name],
-    "start_time": datetime.fromisoformat,
-    "finish_time": datetime.fromisoformat,
-}
+_PARSERS = {"id": uuid.UUID, "state": lambda name: State[name], "start_time": datetime.fromisoformat,
+            "finish_time": datetime.fromisoformat}  # fmt: skip
 
 
 @dataclass

@@ -239,7 +239,7 @@ class Worker:
         return result
 
     def _docker(self, task: Task | None = None) -> Docker:  # on the worker's client, or the first wrapper's
-        self.client = self.client or (self._last and self._last.client)
+        self.client = self.client or self._last.client
         self._last = Docker(task and Config.from_task(task, self.name), self.client)
         return self._last
 
