@@ -105,6 +105,8 @@ def _group(item: pytest.Item) -> str | None:
 def pytest_itemcollected(item: pytest.Item) -> None:  # before pytest-xdist reads the groups
     if group := _group(item):
         item.add_marker(pytest.mark.xdist_group(group))
+    if item.path.name == "07-metrics.ipynb":  # it measures the CPUs (a load on the web server): alone
+        item.add_marker(pytest.mark.alone)
 
 
 # What takes longest on four processes (measured: a minute or more each), handed out first so that

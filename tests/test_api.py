@@ -672,11 +672,8 @@ def test_a_signal_stops_the_worker_cleanly_and_leaves_its_containers(tmp_path, c
             process = psutil.Process(s.process.pid)
             children = process.children(recursive=True)
 
-            began = time.monotonic()
-            status = s.stop(sig, within=5)
-            took = time.monotonic() - began
+            status = s.stop(sig, within=15)  # a bound for a hang, not a speed target (that is benchmarks')
             assert status == 0, f"exit status {status}\n{s.stderr()[-3000:]}"
-            assert took < 5
             assert s.lines[-1] == f"cube worker {name} stopped"
             assert "Traceback" not in s.stderr() and "ERROR" not in s.stderr(), s.stderr()[-3000:]
             assert not process.is_running()

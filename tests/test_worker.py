@@ -263,7 +263,7 @@ def test_a_container_removed_behind_the_workers_back_counts_as_stopped(worker, c
 def test_a_stop_of_a_container_that_already_failed_says_so_and_keeps_its_exit_code(
     worker, client, demo_image
 ):
-    t = Task(image=demo_image, state=State.SCHEDULED, cmd=["sh", "-c", "sleep 0.3; exit 3"])
+    t = Task(image=demo_image, state=State.SCHEDULED, cmd=["sh", "-c", "sleep 1; exit 3"])  # seen running
     worker.add_task(t)
     assert worker.run_task().error is None
     container_id = worker.db[t.id].container_id

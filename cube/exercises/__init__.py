@@ -29,7 +29,7 @@ from types import FunctionType
 
 from cube.judge import Bench, Fault, within
 
-CHECK_SECONDS = 5.0  # the most a check takes, the learner's code (and the engine) included
+CHECK_SECONDS = 10.0  # the most a check takes, the learner's code (and the engine) included
 
 
 class _Blank:
