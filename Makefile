@@ -49,7 +49,11 @@ setup: $(VENV)/.installed $(LAB_SETTINGS) engine image
 $(VENV)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
 		{ echo "cube needs Python 3.11 or newer: run 'make PYTHON=python3.12 ...'" >&2; exit 1; }
-	$(PYTHON) -m venv $(VENV)
+	@# Debian's python3 has no venv (ensurepip) until python3-venv is installed: as root, install it
+	$(PYTHON) -m venv $(VENV) || { [ -f /etc/debian_version ] && [ "$$(id -u)" = 0 ] && rm -rf $(VENV) && \
+		echo "cube: installing Debian's python3-venv" >&2 && apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null && \
+		$(PYTHON) -m venv $(VENV); }
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e ".[test]"
 	touch $@

@@ -13,8 +13,9 @@ if [ "$(id -u)" != 0 ] || [ ! -f /etc/debian_version ]; then
     cat >&2 <<'MSG'
 cube: no Docker engine answers (`docker info` failed).
   - macOS / Windows: start Docker Desktop and wait until it says "Engine running".
-  - Linux: start the daemon, e.g. `sudo systemctl start docker`, and make sure your user
-    may use it (`sudo usermod -aG docker $USER`, then log in again).
+  - Linux: start the daemon, e.g. `sudo systemctl start docker` (not installed? Debian and Ubuntu:
+    `sudo apt-get install docker.io`), and make sure your user may use it
+    (`sudo usermod -aG docker $USER`, then log in again). As root on Debian, cube installs it itself.
 Then run this command again.
 MSG
     exit 1

@@ -1,5 +1,6 @@
 """The ways into the project that CI does not run end to end: the devcontainer and make lab."""
 
+import ast
 import json
 import re
 import subprocess
@@ -45,3 +46,18 @@ def test_the_readme_gives_each_modules_size_and_no_module_outgrows_its_limit():
     assert {m: int(n) for m, n in listed.items()} == sizes, "the README's module table is out of date"
     assert sizes["cube/worker.py"] <= 250, "worker.py is read in one sitting: at most 250 lines"
     assert max(sizes.values()) <= 300, {m: n for m, n in sizes.items() if n > 300}
+
+
+def test_each_module_imports_only_those_above_it_in_the_readme_table():
+    order = re.findall(r"^\| `cube/(\w+)\.py` \|", (ROOT / "README.md").read_text(), flags=re.M)
+    below = []
+    for rank, module in enumerate(order):
+        for node in ast.walk(ast.parse((ROOT / "cube" / f"{module}.py").read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("cube"):
+                used = [node.module.split(".")[1]] if "." in node.module else [a.name for a in node.names]
+            elif isinstance(node, ast.Import):
+                used = [a.name.split(".")[1] for a in node.names if a.name.startswith("cube.")]
+            else:
+                continue
+            below += [f"{module} imports {u}" for u in used if u in order and order.index(u) >= rank]
+    assert below == [], "the README says each module imports only those above it in its table"
