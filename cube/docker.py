@@ -250,7 +250,7 @@ class Docker:
 
     def _about(self, container_id: str = "") -> str:
         task = f"task {self.config.name or self.config.image!r}" if self.config else "the Docker engine"
-        return f"container {container_id[:12]} of {task}" if container_id else task
+        return f"container {str(container_id)[:12]} of {task}" if container_id else task  # a str, if right
 
     def _error(self, step: str, error: Exception, about: str) -> EngineError:
         log.info("could not %s %s: %r", step, about, error)  # the SDK's own words go to the log only

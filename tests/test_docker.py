@@ -242,3 +242,10 @@ def test_a_wrapper_on_a_config_made_by_hand_stops_the_container_it_ran(client, d
     assert container.labels.get(LABEL_TASK) == "", "every container cube makes carries cube's label"
     assert d.stop(result.container_id).error is None
     assert client.containers.list(all=True, filters={"id": result.container_id}) == []
+
+
+def test_a_stop_given_a_task_id_for_a_container_id_is_an_error_result_not_an_exception(client):
+    """Learners pass t.id for t.container_id: docker-py refuses the UUID, and stop() says so."""
+    result = Docker(client=client).stop(uuid.uuid4())
+    assert result.error and "Expected a string" in result.error, result
+    assert result.action == "stop" and not result.unreachable

@@ -120,15 +120,20 @@ def _judge_stop(stop_task, bench: Bench) -> str | None:
             f"your stop_task returned, but container {short} still exists ({seen.status}): "
             "Docker(config).stop(container_id) stops and removes it. Did you pass it t.container_id?"
         )
-    if result is None:
-        return (
-            "the container is gone, but your stop_task returned None: return the DockerResult of Docker.stop"
-        )
+    if not isinstance(result, DockerResult):
+        return f"the container is gone, but your stop_task returned {result!r}: return what Docker.stop gave"
     rec = w.db.get(t.id)
+    if rec is not None and isinstance(rec.state, str):
+        return f"self.db[t.id] holds the string {rec.state!r}: set t.state = State.COMPLETED, a State"
     if rec is None or rec.state is not State.COMPLETED:
         return f"container {short} is gone, but self.db[t.id] says {rec and rec.state}: record COMPLETED"
     if rec.finish_time is None:
         return "the db says COMPLETED but has no finish_time: set t.finish_time = datetime.now(UTC)"
+    if not isinstance(rec.finish_time, datetime) or rec.finish_time.tzinfo is None:
+        return (
+            f"the db's finish_time is {rec.finish_time!r}: set t.finish_time = datetime.now(UTC), a time "
+            "that says its zone (datetime.now() alone does not)"
+        )
     other = _running(w, bench, "other")
     forgot = replace(other, state=State.COMPLETED, container_id="")  # a caller that did not copy the id
     result = call("your stop_task(t) for a request with no container id", w.stop_task, forgot)
@@ -228,11 +233,13 @@ def _judge_start(start_task, bench: Bench) -> str | None:
             "config with the worker's name: Config.from_task(t, self.name)"
         )
     bench.serves(seen)
-    if result is None:
-        return f"container {short} serves its page, but your start_task returned None: return the result"
+    if not isinstance(result, DockerResult):
+        return f"container {short} serves its page, but your start_task returned {result!r}: return run()'s"
     rec = w.db.get(t.id)
     if rec is None:
         return f"container {short} serves its page, but self.db has no record of the task: self.db[t.id] = t"
+    if isinstance(rec.state, str):
+        return f"self.db[t.id] holds the string {rec.state!r}: set t.state = State.RUNNING, a State"
     if rec.state is not State.RUNNING:
         return f"container {short} serves its page, but the db says {rec.state}: set t.state = State.RUNNING"
     if rec.container_id != seen.container_id:
@@ -378,7 +385,22 @@ def _judge_add(add_task) -> str | None:
         )
     if w.task_count != 2:
         return f"task_count is {w.task_count} after two tasks were given: count each task add_task is given"
-    call("your add_task(one) as COMPLETED", w.add_task, replace(one, state=State.COMPLETED))
+    if len(w.db):
+        return (
+            "your add_task wrote to self.db: it only queues the request. start_task and stop_task record a "
+            "task when they act; a record made now makes run_task judge the move from the wrong state"
+        )
+    stop = replace(one, state=State.COMPLETED)
+    call("your add_task(one) as COMPLETED", w.add_task, stop)
+    states = [(q.id, q.state) for q in w.queue]
+    if states != [(one.id, State.SCHEDULED), (two.id, State.SCHEDULED), (one.id, State.COMPLETED)]:
+        return (
+            "after one, two, then one again as COMPLETED, self.queue should hold three requests, in that "
+            f"order and with those states; yours holds {[str(s) for _, s in states]}: queue every request "
+            "as it comes, unchanged, even for a task already queued"
+        )
+    if stop.state is not State.COMPLETED or len(w.db):
+        return "your add_task changed the caller's task or self.db: it only appends a copy to self.queue"
     if w.task_count != 2:
         return (
             f"task_count is {w.task_count} after two tasks, one of them given twice: it counts tasks, not "
@@ -428,9 +450,24 @@ q4 = Exercise(
             "        self.task_count += 1\n    self.queue.append(copy.copy(t))",
             "a task that self.db already holds",
         ),
+        Wrong(
+            "def add_task(self, t):\n    if t.id not in self.db:\n        self.task_count += 1\n"
+            "    self.queue.append(copy.copy(t))\n    self.db[t.id] = t",
+            "wrote to self.db",
+        ),
+        Wrong(
+            "def add_task(self, t):\n    if all(q.id != t.id for q in self.queue):\n"
+            "        self.task_count += 1\n    for q in [q for q in self.queue if q.id == t.id]:\n"
+            "        self.queue.remove(q)\n"
+            "    self.queue.append(copy.copy(t))",
+            "queue every request as it comes",
+        ),
     ],
     setup=namespace,
 )
+
+
+_TAKE_IT = "{}: take each request off the queue as you read it, self.queue.popleft(), whether it runs or not"
 
 
 def _judge_run(run_task, bench: Bench) -> str | None:
@@ -448,10 +485,19 @@ def _judge_run(run_task, bench: Bench) -> str | None:
         return "with two tasks queued, your run_task started the one queued second: take the front, popleft()"
     if not bench.containers(first):
         return f"with a SCHEDULED task queued, your run_task started nothing (it returned {result!r})"
+    if [q.id for q in w.queue] != [second.id]:
+        return _TAKE_IT.format(f"{len(w.queue)} request(s) are queued after one of two was run, not 1")
+    if not isinstance(result, DockerResult) or error_of(result) or not result.container_id:
+        return (
+            f"the task was started, but your run_task returned {result!r}: return what "
+            "self.start_task(queued) returns, the DockerResult that names its container"
+        )
     running = w.db[first.id]
     w.queue.clear()
     w.add_task(replace(first, state=State.SCHEDULED))
     result = call("your run_task() for a RUNNING task asked SCHEDULED again", w.run_task)
+    if len(w.queue):
+        return _TAKE_IT.format("a refused request is still queued (or was queued again)")
     if len(bench.containers(first)) > 1:
         return (
             "your run_task started a RUNNING task a second time: check "
@@ -485,10 +531,16 @@ def _judge_run(run_task, bench: Bench) -> str | None:
             "nothing (step 7 of listing 4.12)"
         )
     w.add_task(replace(running, state=State.COMPLETED))  # with its container id, as listing 4.13 does
-    call("your run_task() for a RUNNING task asked COMPLETED", w.run_task)
+    result = call("your run_task() for a RUNNING task asked COMPLETED", w.run_task)
     if bench.engine.inspect(running.container_id).status != GONE:
         return (
             "a RUNNING task asked COMPLETED is still running: for State.COMPLETED call self.stop_task(queued)"
+        )
+    stopped = w.db[first.id].state is State.COMPLETED
+    if not stopped or not isinstance(result, DockerResult) or error_of(result):
+        return (
+            f"the container is stopped, but the db says {w.db[first.id].state} and your run_task returned "
+            f"{result!r}: return self.stop_task(queued), which records COMPLETED"
         )
     return None
 
