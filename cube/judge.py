@@ -10,9 +10,10 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass
 
-from cube.docker import Docker, Observed
+from cube.docker import Docker, EngineError, Observed
 from cube.image import DEMO_IMAGE
 from cube.state import State
 from cube.task import LABEL_TASK, LABEL_WORKER, Task
@@ -103,6 +104,12 @@ class Bench:
     def owned(self) -> list[dict[str, str]]:
         """The labels of the containers the row owns: its tasks' and its workers'."""
         return [{LABEL_TASK: str(i)} for i in self.task_ids] + [{LABEL_WORKER: w} for w in self.workers]
+
+    def unlabelled(self) -> set[str]:
+        """The ids of the engine's containers without cube's label, which no check may touch."""
+        with suppress(EngineError):
+            return {c.container_id for c in self.engine.containers({}) if LABEL_TASK not in c.labels}
+        return set()
 
     def clean(self) -> None:
         """Remove every container of the row's tasks and workers, and make no more tasks."""

@@ -15,7 +15,7 @@ from helpers import eventually, left_by, run_cell
 
 import cube.exercises
 from cube import Config, Docker
-from cube.exercises import CHECK_SECONDS, Exercise, Wrong, ____, nb01, nb05, nb06, nb07, workbook
+from cube.exercises import CHECK_SECONDS, Exercise, Wrong, ____, nb01, nb03, nb05, nb06, nb07, workbook
 from cube.judge import Bench, Fault, within
 
 MODULES = sorted(m.name for m in pkgutil.iter_modules(cube.exercises.__path__) if m.name.startswith("nb"))
@@ -130,6 +130,25 @@ def test_a_check_whose_code_never_returns_says_so_in_time_and_its_loop_is_stoppe
     assert time.monotonic() - began < 2.0 + 1
     checking = lambda: [t for t in threading.enumerate() if t.name == "cube-check-1.3"]  # noqa: E731
     assert eventually(lambda: not checking(), seconds=2), "the loop still spins on its thread"
+
+
+UNLABELLED = """def start_task(self, t):
+    import docker
+    c = docker.from_env().containers.run(t.image, detach=True, labels={"cube.test-stray": "1"})
+    t.container_id, t.state = c.id, State.RUNNING
+    self.db[t.id] = t
+    return DockerResult(container_id=c.id)"""
+
+
+def test_a_container_made_without_cubes_labels_is_named_in_the_verdict_and_left_alone(client, own_workbook):
+    try:
+        verdict = check_cell(nb03.q2, UNLABELLED)
+        (stray,) = client.containers.list(all=True, filters={"label": "cube.test-stray"})
+        assert verdict.status == "incorrect" and f"docker rm -f {stray.short_id}" in verdict.message, verdict
+        assert "without cube's labels" in verdict.message and stray.status == "running", "left as it is"
+    finally:
+        for c in client.containers.list(all=True, filters={"label": "cube.test-stray"}):
+            c.remove(force=True)
 
 
 def test_sys_exit_in_the_learners_code_is_a_verdict_not_the_end_of_the_check():

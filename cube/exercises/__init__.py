@@ -130,17 +130,27 @@ class Exercise:
         containers an engine exercise's check started."""
         bench = Bench(f"check-{self.name.replace('.', '-')}-{uuid.uuid4().hex[:6]}") if self.engine else None
         benches = (bench,) if bench else ()
+        strays = bench.unlabelled() if bench else set()
         problem: list[str | None] = []
 
         def judge() -> None:
             problem.append(self._judge(answers, *benches))
 
         if within(CHECK_SECONDS, judge, bench, f"cube-check-{self.name}") and problem:
-            return problem[0]
-        return (
-            f"your code did not return within {CHECK_SECONDS:.0f} s: a loop that never ends, or a call"
-            " that waits for ever (on a slow engine, run the check again)"
-        )
+            verdict = problem[0]
+        else:
+            verdict = (
+                f"your code did not return within {CHECK_SECONDS:.0f} s: a loop that never ends, or a call"
+                " that waits for ever (on a slow engine, run the check again)"
+            )
+        if verdict and bench and (made := sorted(bench.unlabelled() - strays)):
+            ids = " ".join(i[:12] for i in made)
+            verdict += (
+                f". Your code also made container(s) {ids} without cube's labels (not through "
+                "Docker(Config.from_task(...))): the check leaves them, as cube touches only its own; remove "
+                f"them with docker rm -f {ids}"
+            )
+        return verdict
 
     def _keep(self, answers: tuple) -> str:
         if not self.keep:

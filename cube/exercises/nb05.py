@@ -182,6 +182,12 @@ def _judge_seconds_in(answer) -> str | None:
             return f"return a number of seconds; for {state} it returned {got!r}"
         if abs(got - right) < 1e-6:
             continue
+        if got == 0:  # the sample's stretches are all under a second: either fault gives 0
+            return (
+                f"for {state} it gives 0, not {right}: either no stretch matched (compare each transition's "
+                "dst with the State itself, t.dst is state) or timedelta.seconds dropped the fractions of a "
+                "second (use total_seconds())"
+            )
         if isinstance(got, int) and got < right:
             return (
                 f"for {state} it gives {got}, not {right}: timedelta.seconds drops the fractions of a "

@@ -181,6 +181,8 @@ def _judge_stop_by_name(answer) -> str | None:
         )
     if status == 400:
         return "400 is for a body that is not JSON at all; this one parses"
+    if status == 422 and where == "task.id":
+        return "close: 422, and `where` begins with `body.`, the part of the request (see problem(r))"
     if status == 422 and where != "body.task.id":
         return "422 is right; `where` points at what is missing from the request, not at what was sent"
     return "send it with post({'name': 'nb06-web'}, state='COMPLETED') and read problem(r)"
