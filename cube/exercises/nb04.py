@@ -11,6 +11,7 @@ from cube.docker import GONE, Docker
 from cube.exercises import Exercise, Wrong, nb03, pair, practice_name, remove_containers
 from cube.image import DEMO_IMAGE
 from cube.judge import Bench, call, error_of
+from cube.observe import DockerResult
 from cube.state import State, Transition
 from cube.task import LABEL_WORKER, Task
 from cube.worker import Worker
@@ -88,6 +89,13 @@ def _judge_stop(stop, bench: Bench) -> str | None:
     if error_of(started) or not started.container_id:
         return f"the check could not start a task to stop: {error_of(started)}"
     short = started.container_id[:12]
+    asked, add_task = [], w.add_task  # the requests the learner's stop queues, as they were queued
+
+    def recorded(request):
+        asked.append(replace(request))
+        return add_task(request)
+
+    w.add_task = recorded
     result = call("your stop(worker, task)", stop, w, t)
     seen = bench.engine.inspect(started.container_id)
     rec = w.db.get(t.id)
@@ -105,6 +113,11 @@ def _judge_stop(stop, bench: Bench) -> str | None:
                 f"the db says COMPLETED, but container {short} still runs: changing the worker's record "
                 "does not stop anything. Queue a stop request and let the worker run it"
             )
+        if not asked:
+            return (
+                f"container {short} still runs and your stop queued no request: worker.add_task(a copy of "
+                "task asking COMPLETED), then return worker.run_task()"
+            )
         why = error_of(result) or "no error"
         return (
             f"container {short} still runs (the stop said {why!r}): the caller's task has no container id; "
@@ -112,8 +125,16 @@ def _judge_stop(stop, bench: Bench) -> str | None:
         )
     if rec is None or rec.state is not State.COMPLETED:
         return f"container {short} is gone, but the db says {rec and rec.state}"
-    if result is None:
-        return "the container is gone, but stop returned None: return what worker.run_task() returned"
+    if len(asked) != 1:
+        return f"the container is gone, but your stop queued {len(asked)} requests: one stop is one request"
+    if asked[0].container_id != started.container_id:
+        return (
+            f"the container is gone, but your request carried container_id {asked[0].container_id!r}: copy "
+            "it in, as listing 4.13 does (container_id=worker.db[task.id].container_id); the worker you "
+            "built found it itself, the book's would not"
+        )
+    if not isinstance(result, DockerResult) or error_of(result):
+        return f"the container is gone, but stop returned {result!r}: return what worker.run_task() returned"
     return None
 
 
@@ -164,6 +185,23 @@ q2 = Exercise(
             "    worker.add_task(replace(task, state=State.COMPLETED, container_id=known.container_id))\n"
             "    worker.run_task()",
             "stop returned None",
+        ),
+        Wrong(
+            "def stop(worker, task):\n"
+            "    known = worker.db[task.id]\n"
+            "    worker.add_task(replace(task, state=State.COMPLETED, container_id=known.container_id))\n"
+            "    worker.run_task()\n"
+            "    return 'stopped'",
+            "stop returned 'stopped'",
+        ),
+        Wrong(
+            "def stop(worker, task):\n"
+            "    known = worker.db[task.id]\n"
+            "    request = replace(task, state=State.COMPLETED, container_id=known.container_id)\n"
+            "    worker.add_task(request)\n"
+            "    worker.add_task(request)\n"
+            "    return worker.run_task()",
+            "one stop is one request",
         ),
     ],
     setup=lambda: {"replace": replace, "State": State},
