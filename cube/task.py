@@ -208,6 +208,7 @@ class Config:
     @classmethod
     def from_task(cls, task: Task, worker: str = "") -> "Config":
         """The book's NewConfig. Labels mark the container as cube's, for its task, worker and attempt."""
+        task.validate()  # a field set since the Task was made, too: TaskError names it
         labels = {LABEL_TASK: str(task.id)} | ({LABEL_WORKER: worker} if worker else {})
         labels |= {LABEL_ATTEMPT: task.start_time.isoformat()} if task.start_time else {}
         shared = {f.name: copy.deepcopy(getattr(task, f.name)) for f in fields(cls) if hasattr(task, f.name)}

@@ -212,3 +212,9 @@ answer = start"""
     assert verdict.status == "incorrect" and "the worker refused the request with 4" in verdict.message, (
         verdict
     )
+
+
+def test_an_async_def_answer_is_told_to_be_a_plain_def():
+    code = "async def percent(used, total):\n    return 100 * used // total\n\nanswer = percent"
+    verdict = check_cell(nb07.q3, code)
+    assert verdict.status == "incorrect" and "not async def" in verdict.message, verdict

@@ -167,3 +167,10 @@ def test_every_rule_checks_a_field_of_task_and_each_field_has_a_rule():
     names = {f.name for f in fields(Task)}
     assert {field for field, _, _ in RULES} <= names
     assert names - {field for field, _, _ in RULES} == {"container_id", "host_ports", "reason"}  # free text
+
+
+def test_a_field_set_after_the_task_was_made_is_named_when_its_config_is_made():
+    t = Task(image="cube/helloworld-http:latest")
+    t.start_time = datetime.now  # not called: a learner's slip in start_task
+    with pytest.raises(TaskError, match="start_time: must be a timezone-aware datetime"):
+        Config.from_task(t, "w")

@@ -22,6 +22,7 @@ An exercise module (one per notebook, nbNN.py) defines each exercise with:
 - setup/teardown (optional): what the solution needs (a worker, a client) and what to remove after.
 """
 
+import inspect
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -110,6 +111,8 @@ class Exercise:
             return Verdict("blank", f"{blank} {self.question}")
         if len(answers) != len(self.names):
             return Verdict("incorrect", f"check() takes {len(self.names)}: {', '.join(self.names)}")
+        if any(inspect.iscoroutinefunction(a) for a in answers):
+            return Verdict("incorrect", "write it with def, not async def: it is called, and its result used")
         problem = self._judge_in_time(answers)
         if problem:
             return Verdict("incorrect", problem)

@@ -384,7 +384,7 @@ def _judge_add(add_task) -> str | None:
             "gets a copy of the struct; make one: copy.copy(t)"
         )
     if w.task_count != 2:
-        return f"task_count is {w.task_count} after two tasks were given: count each task add_task is given"
+        return f"task_count is {w.task_count!r} after two tasks were given: count each task add_task is given"
     if len(w.db):
         return (
             "your add_task wrote to self.db: it only queues the request. start_task and stop_task record a "

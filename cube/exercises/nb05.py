@@ -264,6 +264,8 @@ def _judge_exit_at_once(answer) -> str | None:
         return "a start counts only once the command runs; this one ended at once, with code 5"
     if answer == (None, State.SCHEDULED):
         return "that is the first move, 'accepted'; answer the one recorded when the start ends"
+    if answer and all(isinstance(s, State) for s in answer):
+        return f"the worker records no {answer[0]} -> {answer[1]} here: the task was SCHEDULED as it started"
     return "answer a pair (src, dst) of States, e.g. (State.SCHEDULED, State.RUNNING)"
 
 

@@ -117,6 +117,8 @@ def _judge_percent(answer) -> str | None:
         return "give a function: def percent(used, total): ..., then answer = percent"
     for used, total in _PAIRS:
         got, right = call(f"your percent({used}, {total})", answer, used, total), 100 * used // total
+        if isinstance(got, bool) or not isinstance(got, int | float):
+            return f"percent({used}, {total}) returned {got!r}: return the whole per cent, a number"
         if isinstance(got, float):
             return (
                 f"percent({used}, {total}) is a float, {got}: in Python `/` always gives one. With "
