@@ -218,3 +218,9 @@ def test_an_async_def_answer_is_told_to_be_a_plain_def():
     code = "async def percent(used, total):\n    return 100 * used // total\n\nanswer = percent"
     verdict = check_cell(nb07.q3, code)
     assert verdict.status == "incorrect" and "not async def" in verdict.message, verdict
+
+
+def test_a_keyboardinterrupt_raised_by_the_learners_code_is_a_verdict():
+    code = LOOPS.replace("while True:  # a loop that never ends\n        pass", "raise KeyboardInterrupt")
+    verdict = check_cell(nb01.q3, code)
+    assert verdict.status == "incorrect" and "raised KeyboardInterrupt" in verdict.message, verdict

@@ -125,6 +125,8 @@ class Exercise:
             return str(e)
         except SystemExit:
             return "your code called sys.exit() (or exit()): return a value, or raise an exception, instead"
+        except KeyboardInterrupt:  # raised by the code itself: the stop button interrupts the cell, not this
+            return "your code raised KeyboardInterrupt: return a value, or raise an Exception, instead"
         except Exception as e:  # noqa: BLE001 - a learner's odd answer is a message, not a traceback
             return f"that answer could not be checked ({type(e).__name__}: {e}); {self.hint_text}"
 

@@ -105,11 +105,24 @@ def _running(w, bench: Bench, suffix: str) -> Task:
     return w.db[t.id]
 
 
+def _yours(what: str, method, *args):
+    """call(), for the learner's method: an error it raises on purpose should be a DockerResult."""
+    try:
+        return method(*args)
+    except Fault:
+        raise
+    except Exception as e:  # noqa: BLE001 - the learner's exception is the finding
+        why = f"{what} raised {type(e).__name__}: {e}"
+        if type(e) in (Exception, RuntimeError, ValueError):  # raised on purpose, most likely
+            why += "; return DockerResult(error=...) instead: the worker's caller reads result.error"
+        raise Fault(why) from None
+
+
 def _judge_stop(stop_task, bench: Bench) -> str | None:
     w = _worker(bench, stop_task=stop_task)
     t = _running(w, bench, "web")
     short = t.container_id[:12]
-    result = call(
+    result = _yours(
         f"your stop_task(t) for a RUNNING task in container {short}",
         w.stop_task,
         replace(t, state=State.COMPLETED),
@@ -136,7 +149,7 @@ def _judge_stop(stop_task, bench: Bench) -> str | None:
         )
     other = _running(w, bench, "other")
     forgot = replace(other, state=State.COMPLETED, container_id="")  # a caller that did not copy the id
-    result = call("your stop_task(t) for a request with no container id", w.stop_task, forgot)
+    result = _yours("your stop_task(t) for a request with no container id", w.stop_task, forgot)
     still = bench.engine.inspect(other.container_id).status
     state = w.db.get(other.id) and w.db[other.id].state
     if still == "running" and state is not State.RUNNING:
@@ -207,6 +220,17 @@ q1 = Exercise(
     self.db[t.id] = t""",
             "returned None",
         ),
+        Wrong(
+            """def stop_task(self, t):
+    result = Docker(Config.from_task(t, self.name), self.client).stop(t.container_id)
+    if result.error:
+        raise RuntimeError(result.error)
+    t.finish_time = datetime.now(UTC)
+    t.state = State.COMPLETED
+    self.db[t.id] = t
+    return result""",
+            "return DockerResult(error=...) instead",
+        ),
     ],
     setup=namespace,
 )
@@ -215,7 +239,7 @@ q1 = Exercise(
 def _judge_start(start_task, bench: Bench) -> str | None:
     w = _worker(bench, start_task=start_task)
     t = bench.task(exposed_ports={"80/tcp"})
-    result = call("your start_task(t) for a SCHEDULED task of the demo image", w.start_task, t)
+    result = _yours("your start_task(t) for a SCHEDULED task of the demo image", w.start_task, t)
     if not bench.containers(t):
         why = f" (it returned the error {error_of(result)!r})" if error_of(result) else ""
         return (
@@ -250,7 +274,7 @@ def _judge_start(start_task, bench: Bench) -> str | None:
     if rec.start_time is None:
         return "the db says RUNNING but has no start_time: set t.start_time = datetime.now(UTC) (step 1)"
     bad = bench.task("missing", image=MISSING_IMAGE)
-    result = call(
+    result = _yours(
         f"your start_task(t) for the image {MISSING_IMAGE!r}, which exists nowhere", w.start_task, bad
     )
     rec = w.db.get(bad.id)
@@ -472,7 +496,7 @@ _TAKE_IT = "{}: take each request off the queue as you read it, self.queue.pople
 
 def _judge_run(run_task, bench: Bench) -> str | None:
     w = _worker(bench, run_task=run_task)
-    result = call("your run_task() on an empty queue", w.run_task)
+    result = _yours("your run_task() on an empty queue", w.run_task)
     if error_of(result):
         why = error_of(result)
         return f"on an empty queue your run_task returned the error {why!r}: an empty queue is no error"
@@ -480,7 +504,7 @@ def _judge_run(run_task, bench: Bench) -> str | None:
         return f"on an empty queue your run_task returned {result!r}: return a DockerResult, as listing 4.12"
     first, second = bench.task(""), bench.task("")  # no names: a second start makes a second container
     w.add_task(first), w.add_task(second)
-    result = call("your run_task() with two tasks queued", w.run_task)
+    result = _yours("your run_task() with two tasks queued", w.run_task)
     if bench.containers(second):
         return "with two tasks queued, your run_task started the one queued second: take the front, popleft()"
     if not bench.containers(first):
@@ -495,7 +519,7 @@ def _judge_run(run_task, bench: Bench) -> str | None:
     running = w.db[first.id]
     w.queue.clear()
     w.add_task(replace(first, state=State.SCHEDULED))
-    result = call("your run_task() for a RUNNING task asked SCHEDULED again", w.run_task)
+    result = _yours("your run_task() for a RUNNING task asked SCHEDULED again", w.run_task)
     if len(w.queue):
         return _TAKE_IT.format("a refused request is still queued (or was queued again)")
     if len(bench.containers(first)) > 1:
@@ -509,7 +533,7 @@ def _judge_run(run_task, bench: Bench) -> str | None:
         return "refusing RUNNING -> SCHEDULED changed the task's record in self.db: a refusal changes nothing"
     draft = bench.task("draft", state=State.PENDING)
     w.add_task(draft)
-    result = call("your run_task() for a new PENDING task", w.run_task)
+    result = _yours("your run_task() for a new PENDING task", w.run_task)
     if not error_of(result):
         return "PENDING -> PENDING is not in the map, yet your run_task returned no error: return one"
     if draft.id in w.db:
@@ -519,7 +543,7 @@ def _judge_run(run_task, bench: Bench) -> str | None:
             "self.db.get(queued.id, queued), and let start_task or stop_task store it"
         )
     w.add_task(replace(running, state=State.RUNNING))
-    result = call("your run_task() for a RUNNING task asked RUNNING", w.run_task)
+    result = _yours("your run_task() for a RUNNING task asked RUNNING", w.run_task)
     if bench.engine.inspect(running.container_id).status != "running":
         return (
             "RUNNING -> RUNNING is in the map but asks for neither a start nor a stop, yet your run_task "
@@ -531,7 +555,7 @@ def _judge_run(run_task, bench: Bench) -> str | None:
             "nothing (step 7 of listing 4.12)"
         )
     w.add_task(replace(running, state=State.COMPLETED))  # with its container id, as listing 4.13 does
-    result = call("your run_task() for a RUNNING task asked COMPLETED", w.run_task)
+    result = _yours("your run_task() for a RUNNING task asked COMPLETED", w.run_task)
     if bench.engine.inspect(running.container_id).status != GONE:
         return (
             "a RUNNING task asked COMPLETED is still running: for State.COMPLETED call self.stop_task(queued)"

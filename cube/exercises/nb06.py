@@ -38,6 +38,8 @@ def _judge_start(answer) -> str | None:
                 or "the worker got no request: send POST /tasks with the client the function is given, api"
             )
         task = queued[-1]
+        if len(queued) > 1:
+            return f"your start sent {len(queued)} requests, each a task of its own: send one POST /tasks"
         if task.name != "nb06-check":
             return f"the task should be named after the function's `name` argument, not {task.name!r}"
         if task.image != cube.DEMO_IMAGE:
@@ -88,6 +90,16 @@ def _returns_status(api, name):
     return api.post("/tasks", json=event).status_code
 
 
+def _posts_twice(api, name):
+    event = {
+        "state": "SCHEDULED",
+        "task": {"name": name, "image": cube.DEMO_IMAGE, "exposed_ports": ["80/tcp"]},
+    }
+    first = api.post("/tasks", json=event).json()["id"]
+    api.post("/tasks", json=event)  # "to be sure"
+    return first
+
+
 q1 = Exercise(
     name="6.1",
     question="Write start(api, name): with the httpx client `api`, ask the worker to start a task named "
@@ -104,7 +116,7 @@ q1 = Exercise(
 answer = start""",
     praise="the checker called it against a worker of its own; start(api, 'nb06-mine') would start a "
     "real one on this notebook's worker.",
-    wrong=[_returns_task, _no_port, _asks_running, _returns_status, "nb06-web"],
+    wrong=[_returns_task, _no_port, _asks_running, _returns_status, _posts_twice, "nb06-web"],
     setup=lambda: {"cube": cube},
 )
 
