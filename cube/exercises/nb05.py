@@ -167,15 +167,30 @@ _SECONDS = {
     State.COMPLETED: 0.0,
     State.PENDING: 0.0,
 }
+# A second life, for an answer that only returns the sample's figures: a failed start, then a run.
+_OTHER_HISTORY = [
+    _at(0.0, None, State.SCHEDULED, "accepted"),
+    _at(0.3, State.SCHEDULED, State.FAILED, "could not start task: image not found"),
+    _at(2.3, State.FAILED, State.SCHEDULED, "asked to start again"),
+    _at(2.6, State.SCHEDULED, State.RUNNING, "started container 0a1b2c3d4e5f"),
+    _at(5.1, State.RUNNING, State.COMPLETED, "its container exited with code 0"),
+]
+_OTHER_SECONDS = {State.RUNNING: 2.5, State.SCHEDULED: 0.6, State.FAILED: 2.0, State.COMPLETED: 0.0}
 
 
 def _judge_seconds_in(answer) -> str | None:
     if not callable(answer):
         return "give a function: def seconds_in(history, state): ..., then answer = seconds_in"
-    for state, right in _SECONDS.items():
-        got = call(
-            f"your seconds_in(SAMPLE_HISTORY, State.{state.name})", answer, list(SAMPLE_HISTORY), state
-        )
+    if problem := _judge_history(answer, "SAMPLE_HISTORY", SAMPLE_HISTORY, _SECONDS):
+        return problem
+    if problem := _judge_history(answer, "another history", _OTHER_HISTORY, _OTHER_SECONDS):
+        return f"on another history (a failed start, then a run of 2.5 s), {problem}; work from the one given"
+    return None
+
+
+def _judge_history(answer, title: str, history: list[Transition], seconds: dict) -> str | None:
+    for state, right in seconds.items():
+        got = call(f"your seconds_in({title}, State.{state.name})", answer, list(history), state)
         if isinstance(got, timedelta):
             return "return a number of seconds, not a timedelta: (later - earlier).total_seconds()"
         if isinstance(got, bool) or not isinstance(got, int | float):
@@ -217,6 +232,10 @@ def _until_now(history, state):
     return sum((end - t.time).total_seconds() for t, end in zip(history, ends, strict=True) if t.dst is state)
 
 
+def _sample_figures(history, state):  # the sample's answers, whatever the history
+    return {State.RUNNING: 1.0, State.SCHEDULED: 0.4, State.FAILED: 0.1}.get(state, 0.0)
+
+
 def _first_stretch_only(history, state):
     begin = next(t.time for t in history if t.dst is state)
     end = next((t.time for t in history if t.src is state and t.dst is not state), begin)
@@ -241,7 +260,7 @@ q3 = Exercise(
 
 answer = seconds_in""",
     praise="try it on the web server: seconds_in(w.history(web.id), State.RUNNING).",
-    wrong=[_whole_seconds, _until_now, _first_stretch_only, 1.0],
+    wrong=[_whole_seconds, _until_now, _first_stretch_only, _sample_figures, 1.0],
     setup=lambda: {"State": State},
 )
 
