@@ -47,7 +47,12 @@ def is_blank(answer) -> bool:
     """The blank itself, or a function whose body still uses it."""
     if answer is ____:
         return True
-    return isinstance(answer, FunctionType) and "____" in _names_used(answer.__code__)
+    return uses(answer, "____")
+
+
+def uses(answer, name: str) -> bool:
+    """True if the function `answer` (or one defined inside it) refers to `name`."""
+    return isinstance(answer, FunctionType) and name in _names_used(answer.__code__)
 
 
 def _names_used(code) -> set[str]:

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 
 from cube.book import Skeleton
 from cube.docker import GONE, Docker
-from cube.exercises import Exercise, Wrong, workbook
+from cube.exercises import Exercise, Wrong, uses, workbook
 from cube.judge import MISSING_IMAGE, Bench, Fault, call, error_of
 from cube.observe import DockerResult
 from cube.state import State
@@ -440,6 +440,13 @@ def _judge_add(add_task) -> str | None:
             f"task_count is {w.task_count} after a task that self.db already holds was given again: "
             "it counts tasks, not calls; a task whose id is in self.db was given before"
         )
+    twin = Task(name=one.name, image=one.image, state=State.SCHEDULED)  # a new task, with the same name
+    call("your add_task(a new task named like one)", w.add_task, twin)
+    if w.task_count != 3:
+        return (
+            f"task_count is {w.task_count!r} after a new task with one's name was given: tasks are told "
+            "apart by their id (names need not be unique), so count by t.id"
+        )
     return None
 
 
@@ -473,6 +480,12 @@ q4 = Exercise(
             "def add_task(self, t):\n    if all(q.id != t.id for q in self.queue):\n"
             "        self.task_count += 1\n    self.queue.append(copy.copy(t))",
             "a task that self.db already holds",
+        ),
+        Wrong(
+            "def add_task(self, t):\n"
+            "    names = {q.name for q in self.queue} | {d.name for d in self.db.values()}\n"
+            "    if t.name not in names:\n        self.task_count += 1\n    self.queue.append(copy.copy(t))",
+            "told apart by their id",
         ),
         Wrong(
             "def add_task(self, t):\n    if t.id not in self.db:\n        self.task_count += 1\n"
@@ -566,6 +579,11 @@ def _judge_run(run_task, bench: Bench) -> str | None:
             f"the container is stopped, but the db says {w.db[first.id].state} and your run_task returned "
             f"{result!r}: return self.stop_task(queued), which records COMPLETED"
         )
+    if not uses(run_task, "valid_state_transition"):
+        return (
+            "it behaves, but by rules of your own: ask the map, valid_state_transition(persisted.state, "
+            "queued.state) (step 4), so that a move the map gains or loses needs no change here"
+        )
     return None
 
 
@@ -584,6 +602,20 @@ q5 = Exercise(
     engine=True,
     keep=("run_task",),
     wrong=[
+        Wrong(
+            """def run_task(self):
+    if not self.queue:
+        return DockerResult()
+    queued = self.queue.popleft()
+    known = self.db.get(queued.id)
+    was = known.state if known else None
+    if queued.state is State.SCHEDULED and was in (None, State.FAILED):
+        return self.start_task(queued)
+    if queued.state is State.COMPLETED and was is State.RUNNING:
+        return self.stop_task(queued)
+    return DockerResult(error=f"no move from {was} to {queued.state}")""",
+            "ask the map",
+        ),
         Wrong(
             """def run_task(self):
     if not self.queue:
