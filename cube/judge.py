@@ -122,14 +122,16 @@ class Bench:
                 log.warning("could not remove the containers labelled %s: %s", labels, e)
 
 
-def call(what: str, fn: Callable, *args):
-    """fn(*args); an exception from the worker becomes a Fault that names the call."""
+def call(what: str, fn: Callable, *args, on_purpose: str = ""):
+    """fn(*args); an exception from the worker becomes a Fault that names the call. on_purpose: what
+    to add when it is one a programmer raises on purpose (Exception, RuntimeError, ValueError)."""
     try:
         return fn(*args)
     except Fault:
         raise
     except Exception as e:  # noqa: BLE001 - the worker's exception is the finding
-        raise Fault(f"{what} raised {type(e).__name__}: {e}") from None
+        advice = f"; {on_purpose}" if on_purpose and type(e) in (Exception, RuntimeError, ValueError) else ""
+        raise Fault(f"{what} raised {type(e).__name__}: {e}{advice}") from None
 
 
 def record(w, t: Task):

@@ -107,15 +107,8 @@ def _running(w, bench: Bench, suffix: str) -> Task:
 
 def _yours(what: str, method, *args):
     """call(), for the learner's method: an error it raises on purpose should be a DockerResult."""
-    try:
-        return method(*args)
-    except Fault:
-        raise
-    except Exception as e:  # noqa: BLE001 - the learner's exception is the finding
-        why = f"{what} raised {type(e).__name__}: {e}"
-        if type(e) in (Exception, RuntimeError, ValueError):  # raised on purpose, most likely
-            why += "; return DockerResult(error=...) instead: the worker's caller reads result.error"
-        raise Fault(why) from None
+    raised = "return DockerResult(error=...) instead: the worker's caller reads result.error"
+    return call(what, method, *args, on_purpose=raised)
 
 
 def _judge_stop(stop_task, bench: Bench) -> str | None:
