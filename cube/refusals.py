@@ -51,10 +51,7 @@ def install(app: FastAPI) -> None:
         if e.status_code == 405:  # Starlette names only the first route's methods
             matching = [r for r in app.routes if r.matches(request.scope)[0].value]  # the path fits
             allowed = sorted({m for r in matching for m in getattr(r, "methods", None) or ()})
-            allowed = allowed or [
-                "GET",
-                "HEAD",
-            ]  # a mount (the docs' files) lists no methods: it serves these
+            allowed = allowed or ["GET", "HEAD"]  # a mount (the docs) names none, serves these
             headers = {"Allow": ", ".join(allowed)}
             error = f"{request.method} is not allowed on {request.url.path}; it takes {', '.join(allowed)}"
         elif e.status_code == 404:
