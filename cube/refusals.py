@@ -113,15 +113,23 @@ class LimitBody:
         body, more = b"", True
         while more and len(body) <= MAX_BODY and not (length.isdigit() and int(length) > MAX_BODY):
             message = await receive()
+            if message["type"] == "http.disconnect":  # the client left mid-body: there is no request
+                return
             body += message.get("body", b"")
             more = message.get("more_body", False)
         if len(body) > MAX_BODY or (length.isdigit() and int(length) > MAX_BODY):
             error = f'{{"error": "the body is larger than {MAX_BODY} bytes", "where": "body"}}'.encode()
-            json = [(b"content-type", b"application/json")]
-            await send({"type": "http.response.start", "status": 413, "headers": json})
+            # close: the rest of the body is never read, so nothing after it on this connection could be
+            headers = [(b"content-type", b"application/json"), (b"connection", b"close")]
+            await send({"type": "http.response.start", "status": 413, "headers": headers})
             return await send({"type": "http.response.body", "body": error})
+        told = False
 
-        async def replay():
+        async def replay():  # the body once, then what the client does next (a disconnect)
+            nonlocal told
+            if told:
+                return await receive()
+            told = True
             return {"type": "http.request", "body": body, "more_body": False}
 
         await self.app(scope, replay, send)

@@ -14,6 +14,7 @@ wherever the browser is. BehindProxy lets a worker's API (cube.api) serve its /d
 
 import importlib.util
 import os
+import re
 import time
 
 import httpx
@@ -50,6 +51,9 @@ def port_url(port: int) -> str:
     return f"{prefix.rstrip('/')}/proxy/{port}/"
 
 
+_PATH = re.compile(rb"(/[A-Za-z0-9._~%-]+)+/?")  # /proxy/8000, /user/ana/proxy/8000/
+
+
 class BehindProxy:
     """Serve /docs through the Jupyter server's proxy too (port_url).
 
@@ -65,7 +69,7 @@ class BehindProxy:
         prefix = (
             dict(scope.get("headers", ())).get(b"x-forwarded-prefix") if scope["type"] == "http" else None
         )
-        if prefix:
+        if prefix and _PATH.fullmatch(prefix):  # a path, nothing else: it is written into /docs' page
             root = prefix.decode("latin-1").rstrip("/")
             scope = {**scope, "root_path": root, "path": root + scope["path"]}
         await self.app(scope, receive, send)
