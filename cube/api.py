@@ -12,8 +12,8 @@ queue, and the worker's own loop does the work. Open /docs for an interactive pa
 
 JSON uses snake_case, states by name ("RUNNING"), times in ISO 8601 UTC. Bad input never gives a
 500: every error is a 4xx with {"error": a sentence, "where": the place in the request, or null}
-(cube.refusals); but for bytes that are not HTTP, the server's own 400, and a bad Range on the docs'
-files, which Starlette answers in plain text.
+(cube.refusals). Two are in plain text, not cube's: uvicorn's 400 for bytes that are not HTTP, and
+Starlette's 400 or 416 for a bad Range header on the docs' files.
 
 With a token (cube.auth), every request but the docs must carry `Authorization: Bearer TOKEN`; any
 other gets 401 before anything else is read. A worker that listens beyond loopback must have one.

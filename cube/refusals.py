@@ -100,7 +100,8 @@ def _sentence(err: dict) -> str:
 class LimitBody:
     """Refuse a body over MAX_BODY bytes with 413, declared (Content-Length) or not (chunked).
 
-    The body is read here first, so that no route ever sees part of one that is too large.
+    The body is read here first, so that no route ever sees part of one that is too large, or of one
+    whose client left before sending it whole.
     """
 
     def __init__(self, app) -> None:
@@ -119,7 +120,7 @@ class LimitBody:
             more = message.get("more_body", False)
         if len(body) > MAX_BODY or (length.isdigit() and int(length) > MAX_BODY):
             error = f'{{"error": "the body is larger than {MAX_BODY} bytes", "where": "body"}}'.encode()
-            # close: the rest of the body is never read, so nothing after it on this connection could be
+            # close: the rest of the body is never read, so no request after it here could be either
             headers = [(b"content-type", b"application/json"), (b"connection", b"close")]
             await send({"type": "http.response.start", "status": 413, "headers": headers})
             return await send({"type": "http.response.body", "body": error})
