@@ -276,13 +276,16 @@ class SecondEngine:
         if not self.running:
             raise EngineError("engine 2 is not running: nothing to kill")
         containerd = self._containerd_pid()
+        # dockerd's port proxies die with it (their parent-death signal), a moment after it: waited for too
+        proxies = [p.pid for p in self.processes() if p.cmdline.startswith("/usr/sbin/docker-proxy")]
         self._remember_shim_sockets()
         self._proc.kill()
         self._proc.wait()
         log.info("killed dockerd %d with SIGKILL", self._proc.pid)
         self._proc = None
-        if containerd and not _wait_dead([containerd], 10.0):
-            log.warning("containerd %d still runs 10 s after dockerd was killed", containerd)
+        if not _wait_dead([containerd, *proxies] if containerd else proxies, 10.0):
+            log.warning("containerd %s or a docker-proxy of %s still runs 10 s after dockerd was killed",
+                        containerd, proxies)  # fmt: skip
 
     def restart(self, timeout: float = 30.0) -> None:
         """Start dockerd again on the same directories (after `kill()`, or SIGTERM it first)."""

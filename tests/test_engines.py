@@ -72,7 +72,7 @@ def test_serves_crashes_comes_back_and_leaves_nothing(client):
             e2.ping()
         survivors = [p.cmdline for p in engine.processes()]
         assert sum("containerd-shim" in c for c in survivors) == 3, survivors  # containers live on
-        assert not any(c.startswith(("containerd ", "/usr/sbin/docker-proxy")) for c in survivors)
+        assert not any(c.startswith(("containerd ", "/usr/sbin/docker-proxy")) for c in survivors), survivors
         with pytest.raises(httpx.TransportError):  # ... but nobody forwards the published port
             httpx.get(f"http://127.0.0.1:{port}/", timeout=2)
 
