@@ -124,13 +124,9 @@ class LimitBody:
             headers = [(b"content-type", b"application/json"), (b"connection", b"close")]
             await send({"type": "http.response.start", "status": 413, "headers": headers})
             return await send({"type": "http.response.body", "body": error})
-        told = False
+        whole = [{"type": "http.request", "body": body, "more_body": False}]
 
         async def replay():  # the body once, then what the client does next (a disconnect)
-            nonlocal told
-            if told:
-                return await receive()
-            told = True
-            return {"type": "http.request", "body": body, "more_body": False}
+            return whole.pop() if whole else await receive()
 
         await self.app(scope, replay, send)

@@ -85,14 +85,6 @@ class Requests:
         return rng.choice(["GET", "DELETE", "PUT", "PATCH", "HEAD", "OPTIONS", "POST"]), rng.choice(paths)
 
 
-@pytest.fixture
-def no_engine_worker(tmp_path):
-    """A worker whose client is real but finds no engine (version given: from_env would ask at once)."""
-    client = docker.DockerClient(base_url=f"unix://{tmp_path}/no-engine.sock", version="1.41", timeout=1)
-    with Worker(f"fuzz-{uuid.uuid4().hex[:8]}", client=client) as w:
-        yield w
-
-
 class Errors(logging.Handler):
     def __init__(self) -> None:
         super().__init__(logging.ERROR)
@@ -102,34 +94,49 @@ class Errors(logging.Handler):
         self.records.append(self.format(record))
 
 
+@contextmanager
+def _serving(tmp, token: str | None = None):
+    """A Server over a worker whose client is real but finds no engine (version given: none is asked)."""
+    client = docker.DockerClient(base_url=f"unix://{tmp}/no-engine.sock", version="1.41", timeout=1)
+    with Worker(f"fuzz-{uuid.uuid4().hex[:8]}", client=client) as w, Server(w, token=token) as s:
+        yield s
+
+
+@pytest.fixture
+def no_errors_logged():
+    """Nothing logged as an error, uvicorn's own included (its loggers do not pass records to the root)."""
+    errors, loggers = Errors(), [logging.getLogger(), logging.getLogger("uvicorn")]
+    for logger in loggers:
+        logger.addHandler(errors)
+    yield
+    for logger in loggers:
+        logger.removeHandler(errors)
+    assert not errors.records, "logged as errors:\n" + "\n".join(errors.records[:3])
+
+
 @pytest.mark.parametrize("seed", [1, 2])
 def test_random_requests_get_a_4xx_with_error_and_where_never_a_5xx_and_every_task_accepted_is_listed(
-    no_engine_worker, seed
+    tmp_path, no_errors_logged, seed
 ):
-    requests, accepted, statuses, errors = Requests(seed), [], set(), Errors()
-    logging.getLogger().addHandler(errors)
-    try:
-        with Server(no_engine_worker) as s, httpx.Client(base_url=s.url, timeout=10) as c:
-            for n in range(300):
-                if requests.rng.random() < 0.7:
-                    kind = requests.rng.choice(CONTENT_TYPES)
-                    r = c.post("/tasks", content=requests.body(), headers={"content-type": kind})
-                else:
-                    r = c.request(*requests.other(accepted))
-                sent = f"{r.request.method} {r.request.url} {r.request.content[:300]!r}"
-                said = f"seed {seed}, request {n}: {sent}"
-                assert r.status_code < 500, f"{said} -> {r.status_code} {r.text[:500]}"
-                statuses.add(r.status_code)
-                if r.status_code == 201:
-                    accepted.append(r.json()["id"])
-                elif r.status_code >= 400 and r.request.method != "HEAD":
-                    refusal = r.json()
-                    assert isinstance(refusal.get("error"), str) and refusal["error"], f"{said} -> {r.text}"
-                    assert "where" in refusal, f"{said} -> {r.text}"
-            listed = {t["id"] for t in c.get("/tasks").json()}
-    finally:
-        logging.getLogger().removeHandler(errors)
-    assert not errors.records, f"seed {seed}: logged as errors:\n" + "\n".join(errors.records[:3])
+    requests, accepted, statuses = Requests(seed), [], set()
+    with _serving(tmp_path) as s, httpx.Client(base_url=s.url, timeout=10) as c:
+        for n in range(300):
+            if requests.rng.random() < 0.7:
+                kind = requests.rng.choice(CONTENT_TYPES)
+                r = c.post("/tasks", content=requests.body(), headers={"content-type": kind})
+            else:
+                r = c.request(*requests.other(accepted))
+            sent = f"{r.request.method} {r.request.url} {r.request.content[:300]!r}"
+            said = f"seed {seed}, request {n}: {sent}"
+            assert r.status_code < 500, f"{said} -> {r.status_code} {r.text[:500]}"
+            statuses.add(r.status_code)
+            if r.status_code == 201:
+                accepted.append(r.json()["id"])
+            elif r.status_code >= 400 and r.request.method != "HEAD":
+                refusal = r.json()
+                assert isinstance(refusal.get("error"), str) and refusal["error"], f"{said} -> {r.text}"
+                assert "where" in refusal, f"{said} -> {r.text}"
+        listed = {t["id"] for t in c.get("/tasks").json()}
     assert accepted and not set(accepted) - listed, f"seed {seed}: accepted but not listed"
     assert {400, 404, 405, 415, 422} <= statuses, f"seed {seed}: the requests reached too few refusals"
 
@@ -228,13 +235,6 @@ def _refusal(reply: Reply, said: str) -> None:
     assert "where" in refusal, f"{said}: {reply}"
 
 
-@contextmanager
-def _serving(tmp, token: str | None = None):
-    client = docker.DockerClient(base_url=f"unix://{tmp}/no-engine.sock", version="1.41", timeout=1)
-    with Worker(f"fuzz-{uuid.uuid4().hex[:8]}", client=client) as w, Server(w, token=token) as s:
-        yield s
-
-
 @pytest.fixture(scope="module")
 def open_server(tmp_path_factory):
     with _serving(tmp_path_factory.mktemp("open")) as s:
@@ -245,18 +245,6 @@ def open_server(tmp_path_factory):
 def token_server(tmp_path_factory):
     with _serving(tmp_path_factory.mktemp("token"), token=TOKEN) as s:
         yield s
-
-
-@pytest.fixture
-def no_errors_logged():
-    """Nothing logged as an error, uvicorn's own included (its loggers do not pass records to the root)."""
-    errors, loggers = Errors(), [logging.getLogger(), logging.getLogger("uvicorn")]
-    for logger in loggers:
-        logger.addHandler(errors)
-    yield
-    for logger in loggers:
-        logger.removeHandler(errors)
-    assert not errors.records, "logged as errors:\n" + "\n".join(errors.records[:3])
 
 
 def _still_answers(server: Server) -> None:
