@@ -92,6 +92,7 @@ bench: setup
 	$(BIN)/python benchmarks/bench_loop.py
 	$(BIN)/python benchmarks/bench_api.py
 	$(BIN)/python benchmarks/bench_db.py
+	$(BIN)/python benchmarks/bench_memory.py
 
 clean:
 	rm -rf $(VENV) *.egg-info
