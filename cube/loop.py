@@ -1,12 +1,15 @@
-"""The threads that drive a worker in the background (the book's chapter 8 goroutines), and the one
-that tells its listeners what changed.
+"""The threads that drive a worker in the background (the book's chapter 8 goroutines), the one that
+tells its listeners what changed, and the gate that lets close() wait for the work under way.
 
 Loop: `parallel` threads take requests (worker.run_task()), sleeping until poked when none is ready
 (the book's sleep 10 s); one more observes (worker.update_tasks()) every OBSERVE_SECONDS, as the
 kubelet relists every second. Notifier: one thread tells each listener in turn, in order, as the PLEG
-hands its events to a channel: a slow listener never slows the worker.
+hands its events to a channel: a slow listener never slows the worker. Gate: counts the operations
+under way on any thread, the caller's too, so that close() waits for them to end before the store
+closes (else a worker opened next on the db would begin a start that is still going on, again).
 """
 
+import functools
 import logging
 import threading
 import time
@@ -124,3 +127,50 @@ class Notifier:
                     listener(change)
                 except Exception:  # noqa: BLE001 - one bad listener must not stop the others
                     log.exception("a listener of worker %s failed", self.name)
+
+
+class Gate:
+    """Counts the operations under way (a thread's nested ones as one); once closed, refuses new ones."""
+
+    def __init__(self) -> None:
+        self._under_way, self._refusal = 0, None
+        self._changed, self._mine = threading.Condition(), threading.local()
+
+    def __enter__(self) -> None:
+        with self._changed:
+            if self._refusal and not self._depth():
+                raise self._refusal()
+            self._mine.depth, self._under_way = self._depth() + 1, self._under_way + 1
+
+    def __exit__(self, *_) -> None:
+        with self._changed:
+            self._mine.depth, self._under_way = self._depth() - 1, self._under_way - 1
+            self._changed.notify_all()
+
+    def close(self, refusal: Callable[[], Exception]) -> None:
+        """Refuse new operations with refusal() from now on; wait for those under way (but this thread's)."""
+        with self._changed:
+            self._refusal = refusal
+            self._changed.wait_for(lambda: self._under_way == self._depth())
+
+    def _depth(self) -> int:
+        return getattr(self._mine, "depth", 0)
+
+    @staticmethod
+    def guards(*names: str) -> Callable[[type], type]:
+        """A class decorator: the methods `names` go through the object's Gate, `_gate`, on any thread."""
+
+        def through_gate(method: Callable) -> Callable:
+            @functools.wraps(method)
+            def under_way(self, *args, **kwargs):
+                with self._gate:
+                    return method(self, *args, **kwargs)
+
+            return under_way
+
+        def decorate(cls: type) -> type:
+            for name in names:
+                setattr(cls, name, through_gate(getattr(cls, name)))
+            return cls
+
+        return decorate

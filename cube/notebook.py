@@ -19,6 +19,7 @@ _handler: logging.Handler | None = None
 def show_source(obj, listing: str = "") -> Markdown:
     """The source of a cube function, method or class, shown as a code block (what `??` shows),
     headed with the book's listing it stands for, e.g. show_source(Worker.run_task, "4.12")."""
+    obj = inspect.unwrap(obj)  # a Worker's operation is wrapped by its Gate (cube.loop): show the method
     parts = Path(inspect.getsourcefile(obj)).parts  # split as this system splits paths ("\\" on Windows)
     start = max((i for i, part in enumerate(parts) if part == "cube"), default=len(parts) - 1)
     head = f"**{'/'.join(parts[start:])}**" + (f", after listing {listing}" if listing else "")

@@ -190,6 +190,8 @@ def observed(task: Task, seen: Observed) -> Task | None:
         new = replace(task, host_ports=seen.host_ports or task.host_ports, restarts=seen.restart_count)
         if seen.status == "paused":
             new.reason = PAUSED
+        elif new.restarts < task.restarts:  # as `docker restart` does: it sets the count back to 0
+            new.reason = "its container was restarted outside cube; Docker counts its restarts from 0 again"
         elif seen.status == "restarting" or new.restarts != task.restarts:
             new.reason = f"restarted by Docker under its restart policy ({new.restarts} restarts so far)"
         elif new.host_ports != task.host_ports:

@@ -242,10 +242,14 @@ class Store:
         with self._lock:
             return self._open_or_refuse().execute(sql, args).fetchall()
 
+    def refusal(self) -> StoreClosed:
+        """What the store says to a call once it is closed."""
+        where = f"; its tasks are kept in {self.path}" if self.path else ""
+        return StoreClosed(f"worker {self.worker} is closed: make a new Worker to go on{where}")
+
     def _open_or_refuse(self) -> sqlite3.Connection:
         if self._closed:
-            where = f"; its tasks are kept in {self.path}" if self.path else ""
-            raise StoreClosed(f"worker {self.worker} is closed: make a new Worker to go on{where}")
+            raise self.refusal()
         return self._db
 
 

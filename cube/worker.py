@@ -3,13 +3,12 @@ stop it) off its queue, start or stop their containers, and keep its db true to 
 
 Where cube differs from the book, and why:
 - It records the intent, acts, then records what the engine said: a worker opened on the same db after
-  a crash finishes what was half done (reconcile()), at most once.
-- update_tasks() records what is true of each container now (cube.relist), exit code and why.
+  a crash finishes what was half done (reconcile()), at most once; update_tasks() observes (cube.relist).
 - One task's requests go one at a time, in order, whatever `parallel` is: never two containers.
 - A stop finds the container in the db (the book's main copies its id), touches only one labelled
   for the task and worker, and leaves the task as it was if it fails (the book: COMPLETED).
-- A request the engine did not answer goes back first in the queue; an invalid one changes nothing; db
-  and queue are read-only; listeners are told on a thread of their own; all is thread-safe.
+- An unanswered request goes back first in the queue, an invalid one changes nothing; db and queue are
+  read-only; listeners are told on a thread of their own; all is thread-safe, close() waits for it.
 """
 
 import copy
@@ -22,7 +21,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 from cube.docker import Docker, DockerClient, DockerResult, EngineError
-from cube.loop import Loop, Notifier
+from cube.loop import Gate, Loop, Notifier
 from cube.observe import WAITING, intent, refusal, started, stopped, unstopped
 from cube.relist import relist
 from cube.state import State, Transition, valid_state_transition
@@ -34,6 +33,7 @@ _ASKS_FOR_NOTHING = "asks for nothing: enqueue it as SCHEDULED to start it or CO
 _NEW_TASK = "the worker has no record of it, so only a start can begin: enqueue it as SCHEDULED"
 
 
+@Gate.guards("run_task", "start_task", "stop_task", "update_tasks", "reconcile")  # close() waits for them
 class Worker:
     """Runs the tasks it is given as containers on one Docker engine.
 
@@ -53,7 +53,7 @@ class Worker:
             raise ValueError(f"name: a worker needs a name, e.g. Worker('worker-1'); got {name!r}")
         self.name, self.parallel, self.client = name, parallel, client
         self._last = Docker(client=client)  # the first wrapper; a TypeError unless client is a DockerClient
-        self._loop, self._notifier = Loop(self, parallel), Notifier(name)  # Loop checks `parallel`
+        self._loop, self._notifier, self._gate = Loop(self, parallel), Notifier(name), Gate()
         self.store = Store(db_path, name, on_change=self._notifier.tell)
         self._stale = set(self.store.busy())  # operations a worker that died left half done
         self._reconciled, self._reconciling = db_path is None, threading.Lock()
@@ -190,8 +190,9 @@ class Worker:
         return self._loop.running
 
     def close(self) -> None:
-        """Stop, tell the listeners the last changes, and release the db file. Containers stay."""
-        self._loop.stop(None)  # what is under way ends first: released sooner, the file lets another redo it
+        """Stop, let what is under way end, tell the listeners, release the db file; containers stay."""
+        self._loop.stop(None)  # the loop's threads first: else one would begin a new request, and be refused
+        self._gate.close(self.store.refusal)  # then the operations the callers' threads have under way
         self._notifier.close()
         self.store.close()
 
@@ -233,8 +234,7 @@ class Worker:
 
     def _put_back(self, task: Task, wanted: State, result: DockerResult) -> DockerResult:
         log.warning("task %s waits for the engine: %s", task.id, result.error)
-        waiting = replace(task, reason=WAITING)
-        self.store.put_back(waiting, replace(task, state=wanted))  # as it was, and its request first
+        self.store.put_back(replace(task, reason=WAITING), replace(task, state=wanted))  # its request first
         result.error += " The request stays first in the queue and will be tried again."
         return result
 

@@ -9,7 +9,9 @@ import pytest
 from helpers import eventually, mine
 
 from cube import Docker, State, Task, Worker
+from cube.loop import Gate
 from cube.state import Transition
+from cube.store import StoreClosed
 
 
 def threads_of(worker: Worker) -> list[threading.Thread]:
@@ -115,6 +117,32 @@ def test_close_waits_for_a_start_under_way_so_no_next_worker_starts_it_again_wit
             (container,) = mine(client, task=str(t.id))
             assert again.db[t.id].container_id == container.id and again.db[t.id].state is State.RUNNING
     finally:
+        for c in mine(client, worker=w.name):
+            c.remove(force=True)
+
+
+def test_close_waits_for_a_start_on_a_callers_thread_so_it_ends_and_no_next_worker_starts_it_again(
+    client, demo_image, tmp_path, monkeypatch
+):  # with a faked slow create (1 s), as in the loop's test above; found by a random probe (helper-33)
+    real, path, ended = Docker._create, str(tmp_path / "w.db"), []
+    monkeypatch.setattr(Docker, "_create", lambda d: time.sleep(1) or real(d))
+    w = Worker(f"test-close-{time.monotonic_ns() % 10**8}", client, db_path=path)
+    t = Task(image=demo_image, state=State.SCHEDULED)
+    caller = threading.Thread(target=lambda: ended.append(w.run_task()))  # the worker is not started
+    try:
+        w.add_task(t)
+        caller.start()
+        assert eventually(lambda: w.store.busy(), every=0.001), "a start is under way"
+        w.close()
+        assert not caller.is_alive(), "close() returned with a start under way on the caller's thread"
+        assert ended and ended[0].error is None, f"the start did not end well: {ended}"
+        with Worker(w.name, client, db_path=path) as again:
+            (container,) = mine(client, task=str(t.id))
+            assert again.db[t.id].container_id == container.id and again.db[t.id].state is State.RUNNING
+        with pytest.raises(StoreClosed, match="is closed: make a new Worker"):
+            w.run_task()  # after close(): refused at once, as every other call
+    finally:
+        caller.join(10)
         for c in mine(client, worker=w.name):
             c.remove(force=True)
 
@@ -334,3 +362,45 @@ def test_a_named_failing_task_asked_twice_on_four_threads_runs_twice_under_its_n
             assert len(failures) == 2 and all("exited with code 3" in r for r in failures), failures
             assert w.db[t.id].exit_code == 3
         assert eventually(lambda: not mine(client, worker=name)), "and neither container is left"
+
+
+class _Guarded:  # an object whose methods go through a Gate, as a Worker's do (pure logic: no engine)
+    def __init__(self) -> None:
+        self._gate, self.began, self.go_on = Gate(), threading.Event(), threading.Event()
+
+    def outer(self) -> str:
+        self.began.set()
+        self.go_on.wait(5)
+        return self.inner()  # nested on the same thread: let through, even once close() has begun
+
+    def inner(self) -> str:
+        return "done"
+
+    def closes(self) -> str:
+        self._gate.close(lambda: RuntimeError("closed"))
+        return "closed from inside"
+
+
+Guarded = Gate.guards("outer", "inner", "closes")(_Guarded)
+
+
+def test_the_gate_lets_close_wait_for_an_operation_and_its_nested_one_then_refuses_new_ones():
+    g, ended, closed = Guarded(), [], threading.Event()
+    caller = threading.Thread(target=lambda: ended.append(g.outer()))
+    caller.start()
+    assert g.began.wait(5)
+    closer = threading.Thread(target=lambda: (g._gate.close(lambda: RuntimeError("closed")), closed.set()))
+    closer.start()
+    assert not closed.wait(0.3), "close() returned with an operation under way"
+    g.go_on.set()
+    assert closed.wait(5) and ended == ["done"], "the operation and its nested one did not end first"
+    with pytest.raises(RuntimeError, match="closed"):
+        g.inner()
+
+
+def test_close_from_inside_an_operation_does_not_wait_for_itself():
+    g, ended = Guarded(), []
+    caller = threading.Thread(target=lambda: ended.append(g.closes()))
+    caller.start()
+    caller.join(5)
+    assert ended == ["closed from inside"], "close() inside an operation waited for itself"

@@ -1,6 +1,7 @@
 """cube/observe.py: the rules that turn what the engine says into a task's state. Pure logic, so
 the engine's answers here are made up (Observed and DockerResult values), not asked for."""
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -70,6 +71,13 @@ def test_restarting_under_a_restart_policy_is_still_running_and_counted(running)
     assert (new.state, new.restarts) == (State.RUNNING, 2)
     assert new.reason == "restarted by Docker under its restart policy (2 restarts so far)"
     assert observed(new, seen("restarting", restart_count=2)) is None, "no news is no change"
+
+
+def test_a_restart_outside_cube_that_sets_the_count_back_is_not_called_the_policys(running):
+    restarted = replace(running, restarts=2)  # `docker restart` sets Docker's count back to 0 (helper-33)
+    new = observed(restarted, seen("running", restart_count=0, host_ports={"80/tcp": 1000}))
+    assert (new.state, new.restarts) == (State.RUNNING, 0)
+    assert new.reason == "its container was restarted outside cube; Docker counts its restarts from 0 again"
 
 
 def test_paused_and_unpaused(running):
