@@ -453,7 +453,9 @@ def test_a_worker_that_tells_the_panel_at_once_finds_it_ready_with_a_fake_worker
 def test_show_source_is_headed_with_the_path_from_cube_on_even_on_a_fake_windows_path(monkeypatch):
     assert show_source(Worker.run_task, "4.12").data.startswith("**cube/worker.py**, after listing 4.12\n")
     on_windows = types.SimpleNamespace(  # a fake: what inspect says of a module on Windows
-        getsourcefile=lambda obj: r"C:\Users\me\cube\cube\exercises\nb01.py", getsource=inspect.getsource
+        getsourcefile=lambda obj: r"C:\Users\me\cube\cube\exercises\nb01.py",
+        getsource=inspect.getsource,
+        unwrap=inspect.unwrap,
     )
     monkeypatch.setattr(cube.notebook, "inspect", on_windows)
     monkeypatch.setattr(cube.notebook, "Path", PureWindowsPath)
