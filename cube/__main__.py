@@ -112,9 +112,13 @@ def _serve(args: argparse.Namespace) -> int:
         signal.signal(sig, lambda *_: None)
     try:
         server.run(sockets=[listener])
-    finally:  # a second signal ends the wait for what is under way (its intent is recorded: nothing is lost)
+    finally:  # from here a second signal ends the wait for what is under way (its intent is recorded)
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, signal.SIG_DFL)
+        worker.stop(None)  # what is under way ends; the queue then stays as it is
+        if not args.db and (left := len(worker.queue)):
+            said = f"{left} queued requests were not carried out: they are gone with the worker"
+            print(f"cube worker: {said} (its store is in memory; --db PATH keeps them)", file=sys.stderr)
         worker.close()
     print(f"cube worker {worker.name} stopped", flush=True)
     return 0

@@ -37,7 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from cube.auth import MAX_HEADERS, RequireToken, listen, listen_check, token_check, url_of
 from cube.docker import Docker, EngineError
-from cube.refusals import LimitBody, Problem, install
+from cube.refusals import LimitBody, PlainPath, Problem, install
 from cube.state import State, valid_state_transition
 from cube.stats import Metrics
 from cube.task import Task, TaskError
@@ -106,6 +106,7 @@ def create_app(worker: Worker, metrics: Metrics | None = None, token: str | None
         dependencies=bearer if token else None,
     )
     app.add_middleware(LimitBody)
+    app.add_middleware(PlainPath)
     app.add_middleware(BehindProxy)
     if token:
         app.add_middleware(RequireToken, token=token)  # the outermost: before anything is read
@@ -166,16 +167,21 @@ def create_app(worker: Worker, metrics: Metrics | None = None, token: str | None
 
 def _all(worker: Worker) -> list[Task]:
     """The worker's records, then the tasks only queued so far, shown as PENDING: not yet taken."""
-    db = worker.db
-    waiting = {}
-    for t in worker.queue:
-        if t.id not in db and t.id not in waiting:
+    with worker.store.transaction():  # one look: else a request taken in between would show twice
+        known, queue = worker.db.values(), worker.queue
+    waiting, ids = {}, {t.id for t in known}
+    for t in queue:
+        if t.id not in ids and t.id not in waiting:
             waiting[t.id] = replace(t, state=State.PENDING)
-    return [*db.values(), *waiting.values()]
+    return [*known, *waiting.values()]
 
 
 def _find(worker: Worker, task_id: uuid.UUID) -> Task | None:
-    return next((t for t in _all(worker) if t.id == task_id), None)
+    """The one task's record, or its first request as PENDING if it is only queued so far."""
+    with worker.store.transaction():
+        if (task := worker.db.get(task_id)) is not None:
+            return task
+        return next((replace(t, state=State.PENDING) for t in worker.queue if t.id == task_id), None)
 
 
 def _known(worker: Worker, task_id: uuid.UUID, where: str = "path.task_id") -> Task:

@@ -5,8 +5,10 @@ null}. The book's handlers write a 400 and then carry on, into a nil dereference
 A route refuses by raising Problem. install(app) turns everything else the app refuses into the same
 shape: what pydantic refuses (its messages as sentences that name the field), a body that is not JSON
 or not sent as JSON, a path or a method the app does not have. LimitBody refuses a body that is too
-large (413) before any route reads it.
+large (413) before any route reads it; PlainPath a path with a control character in it (404).
 """
+
+from urllib.parse import quote
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -130,3 +132,18 @@ class LimitBody:
             return whole.pop() if whole else await receive()
 
         await self.app(scope, replay, send)
+
+
+class PlainPath:
+    """Refuse (404) a path with a control character in it, sent as %0a say: no route has one, but
+    Starlette's routes end in `$`, which matches before a final newline, so /tasks%0a would be /tasks."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or not any(ord(c) < 32 or ord(c) == 127 for c in scope["path"]):
+            return await self.app(scope, receive, send)
+        where = f"{scope['method']} {quote(scope['path'])}"  # as sent: a newline shown, not printed
+        error = f"there is no {quote(scope['path'])} here (a path holds no control character); see /docs"
+        await JSONResponse({"error": error, "where": where}, status_code=404)(scope, receive, send)

@@ -23,7 +23,7 @@ def relist(store: Store, d: Docker, worker: str) -> list[Transition] | None:
     changes = []
     try:
         listed = {seen.container_id: seen for seen in d.containers({LABEL_WORKER: worker})}
-        for task in (t for t in store.tasks() if t.state is State.RUNNING):
+        for task in store.tasks(State.RUNNING):
             if task.reason == WAITING:  # its stop went unanswered and is queued, or under way: it says how
                 continue
             seen = listed.get(task.container_id, Observed(task.container_id))

@@ -113,22 +113,21 @@ class Metrics:
     def sample(self) -> dict:
         """Measure the machine now, against the previous sample; return (and keep) the result
         with the latest reading of each running task's container."""
-        tasks = list(self.worker.db.values())
-        running = [t for t in tasks if t.state is State.RUNNING]
+        store = self.worker.store
+        with store.transaction():  # one look: the states add up to the task count
+            running, counted, count = store.tasks(State.RUNNING), store.states(), self.worker.task_count
+            only_queued = {q.id for q in self.worker.queue if q.id not in self.worker.db}
         if not self._stopping.is_set() and self._thread:
             for t in running:
                 self._follow(t.container_id)
-        states = {s.name: 0 for s in State}
-        for t in tasks:
-            states[t.state.name] += 1
-        # A task only queued, not taken yet, is PENDING, as GET /tasks shows it.
-        states[State.PENDING.name] += len({q.id for q in self.worker.queue} - {t.id for t in tasks})
+        states = {s.name: counted.get(s, 0) for s in State}
+        states[State.PENDING.name] += len(only_queued)  # not taken yet: PENDING, as GET /tasks shows it
         with self._lock:
             host = self._host()
             latest = {
                 "time": datetime.now(UTC).isoformat(),
                 "host": asdict(host),
-                "task_count": self.worker.task_count,
+                "task_count": count,
                 "states": states,
                 "tasks": [
                     asdict(TaskStats(str(t.id), t.name, *self._followed.get(t.container_id, (None, None))))

@@ -1,12 +1,11 @@
 """Where a worker keeps what it knows: its tasks, its queue of requests and their history.
 
-One SQLite database: in memory when no path is given (gone with the worker, like the book's map), else
-a file that survives the worker being killed at any moment (the book's BoltDB, chapter 11). Every
-change is one transaction, committed before the worker acts on it, as Nomad's client writes its state
-file (WAL mode, full sync); a file serves one worker at a time, a second gets StoreInUse at once. A
-task's `op` is the operation under way ("start", "stop"), written before the engine is asked: after a
-crash it says what to finish. A request stays queued until its operation begins (take()).
-"""
+One SQLite database: in memory when no path is given (gone with the worker, like the book's map), else a
+file that survives the worker being killed at any moment (the book's BoltDB, chapter 11). Every change is
+one transaction, committed before the worker acts on it, as Nomad's client writes its state file (WAL,
+full sync); a file serves one worker at a time, a second gets StoreInUse at once. A task's `op` is the
+operation under way ("start", "stop"), written before the engine is asked: after a crash it says what to
+finish. A request stays queued until its operation begins (take()). Tasks are indexed by state."""
 
 import json
 import sqlite3
@@ -28,6 +27,7 @@ CREATE TABLE IF NOT EXISTS history (
     src TEXT, dst TEXT NOT NULL, reason TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS history_by_task ON history (task_id, seq);
+CREATE INDEX IF NOT EXISTS tasks_by_state ON tasks (json_extract(body, '$.state'));
 CREATE TABLE IF NOT EXISTS given (task_id TEXT PRIMARY KEY);
 """
 _READ_ONLY = "is read-only: to ask the worker for a change, queue a request with worker.add_task(task)"
@@ -65,13 +65,11 @@ class Store:
             ) from None
         try:
             self._open(worker)
-        except sqlite3.DatabaseError as e:  # not StoreInUse: another error while reading the file
+        except BaseException as e:
             self._db.close()
-            raise ValueError(
-                f"{path} cannot be read as a worker's db ({e}): give a new file or a cube db"
-            ) from None
-        except BaseException:
-            self._db.close()
+            if isinstance(e, sqlite3.DatabaseError):  # not StoreInUse: another error while reading the file
+                why = f"{path} cannot be read as a worker's db ({e}): give a new file or a cube db"
+                raise ValueError(why) from None
             raise
 
     def _open(self, worker: str) -> None:
@@ -129,9 +127,15 @@ class Store:
     def ids(self) -> list[uuid.UUID]:
         return [uuid.UUID(i) for (i,) in self._all("SELECT id FROM tasks ORDER BY rowid")]
 
-    def tasks(self) -> list[Task]:
-        """Every task the worker has a record of, oldest record first."""
-        return [_task(body) for (body,) in self._all("SELECT body FROM tasks ORDER BY rowid")]
+    def tasks(self, state: State | None = None) -> list[Task]:
+        """Every task recorded, oldest first; or those in `state`, picked by SQLite, not read one by one."""
+        where, args = ("WHERE json_extract(body, '$.state') = ?", [state.name]) if state else ("", [])
+        return [_task(body) for (body,) in self._all(f"SELECT body FROM tasks {where} ORDER BY rowid", *args)]
+
+    def states(self) -> dict[State, int]:
+        """How many tasks are in each state (only those some task is in)."""
+        rows = self._all("SELECT json_extract(body, '$.state'), COUNT(*) FROM tasks GROUP BY 1")
+        return {State[name]: n for name, n in rows}
 
     def op(self, task_id: uuid.UUID) -> str:
         """The operation under way on the task ("start", "stop"), or "" if none."""
@@ -160,10 +164,9 @@ class Store:
     def swap(self, old: Task, new: Task, transition: Transition) -> bool:
         """Save `new` and the move, if the record is still `old` and no operation is under way on it."""
         with self.transaction():
-            if self.task(old.id) != old or self.op(old.id):
-                return False
-            self.save(new, "", transition)
-            return True
+            if same := self.task(old.id) == old and not self.op(old.id):
+                self.save(new, "", transition)
+            return same
 
     # --- the queue -------------------------------------------------------------------------------
 
@@ -235,8 +238,7 @@ class Store:
         ]
 
     def _one(self, sql: str, *args) -> tuple | None:
-        with self._lock:
-            return self._open_or_refuse().execute(sql, args).fetchone()
+        return next(iter(self._all(sql, *args)), None)
 
     def _all(self, sql: str, *args) -> list[tuple]:
         with self._lock:

@@ -5,7 +5,7 @@ import copy
 import re
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 
 from cube.state import State
@@ -74,7 +74,7 @@ class Task:
 
     def to_dict(self) -> dict:
         """The task as plain JSON types: states by name, times in ISO 8601, sets as sorted lists."""
-        d = asdict(self)
+        d = {f.name: copy.copy(getattr(self, f.name)) for f in fields(self)}  # asdict() is 4x slower
         d["id"], d["state"], d["exposed_ports"] = str(self.id), self.state.name, sorted(self.exposed_ports)
         for name in ("start_time", "finish_time"):
             d[name] = d[name] and d[name].isoformat()

@@ -432,6 +432,10 @@ BAD = [
     pytest.param("PATCH", f"/tasks/{NO_TASK}", {"json": {}}, 405, rf"PATCH /tasks/{NO_TASK}", ["not allowed"],
                  id="PATCH /tasks/id"),
     pytest.param("GET", "/task", {}, 404, r"GET /task", ["/docs"], id="unknown path"),
+    pytest.param("POST", "/tasks%0a", {"json": event()}, 404, r"POST /tasks%0A", ["/tasks%0A", "/docs"],
+                 id="a newline after /tasks"),
+    pytest.param("GET", "/stats%0a", {}, 404, r"GET /stats%0A", ["/stats%0A"], id="a newline after /stats"),
+    pytest.param("GET", "/tasks%7f", {}, 404, r"GET /tasks%7F", ["control"], id="a DEL after /tasks"),
     pytest.param("POST", "/static-offline-docs/x.js", {}, 405, r"POST /static-offline-docs/x\.js",
                  ["not allowed", "it takes GET, HEAD"], id="POST to the docs' files"),
     pytest.param("POST", "/tasks", {"content": json.dumps(event()), "headers": TEXT}, 415,
@@ -569,6 +573,12 @@ def test_many_gets_and_posts_at_once_give_one_container_per_task(tmp_path, clien
             assert len(timings["GET"]) == GETS and len(timings["POST"]) == POSTS
             ids = {a[2]["id"] for a in answers if a[0] == "POST /tasks"}
             assert len(ids) == POSTS
+            lists = [[t["id"] for t in a[2]] for a in answers if a[0] == "GET /tasks"]
+            assert [ls for ls in lists if len(ls) != len(set(ls))] == [], "a task listed twice in one answer"
+            stats = [a[2] for a in answers if a[0] == "GET /stats"]
+            assert [st for st in stats if sum(st["states"].values()) != st["task_count"]] == [], (
+                "states ≠ count"
+            )
 
             with s.client(timeout=30) as api:
 
@@ -684,6 +694,22 @@ def test_a_signal_stops_the_worker_cleanly_and_leaves_its_containers(tmp_path, c
         assert client.containers.get(t["container_id"]).status == "running", "containers stay as they are"
     finally:
         remove_containers(client, name)
+
+
+def test_a_worker_without_a_db_says_on_sigterm_how_many_queued_requests_it_did_not_carry_out(
+    tmp_path, monkeypatch
+):
+    """Its store is in memory: what is still queued is gone with the process, and it says so."""
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-engine.sock")  # no engine: the requests wait
+    name = unique("cli")
+    with cube_server(tmp_path, name, db=None) as s:
+        with s.client(timeout=10) as api:
+            for _ in range(3):
+                start(api)
+        assert s.stop(signal.SIGTERM, within=15) == 0, s.stderr()[-3000:]
+        said = s.stderr()
+    assert "cube worker: 3 queued requests were not carried out" in said and "--db PATH keeps them" in said
+    assert "Traceback" not in said, said[-3000:]
 
 
 @pytest.mark.parametrize(

@@ -209,8 +209,8 @@ def test_a_stop_put_back_while_update_tasks_reads_is_not_taken_for_a_removal_wit
     worker.store.save(running, "stop")  # another thread stops it; the engine does so and its answer is lost
     client.containers.get(running.container_id).remove(force=True)
 
-    def tasks():  # read by update_tasks(); that thread puts its stop back right after, as it may
-        before = real()
+    def tasks(state=None):  # read by update_tasks(); that thread puts its stop back right after, as it may
+        before = real(state)
         if not put_back:
             worker.store.put_back(replace(running, reason=WAITING), replace(t, state=State.COMPLETED))
             put_back.append(1)

@@ -3,6 +3,7 @@
 import subprocess
 import sys
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -111,6 +112,24 @@ def test_a_file_made_for_one_worker_is_refused_to_another(path):
     Store(path, "alice").close()
     with pytest.raises(ValueError, match="holds the tasks of worker 'alice', not 'bob'"):
         Store(path, "bob")
+
+
+def test_tasks_in_one_state_and_the_count_of_each_follow_every_change_in_order(path):
+    s = Store(path, "w")
+    tasks = [
+        Task(name=f"t{i}", image="img", state=State.RUNNING if i % 3 else State.FAILED) for i in range(9)
+    ]
+    for t in tasks:
+        s.save(t)
+    s.save(replace(tasks[1], state=State.COMPLETED))  # it leaves RUNNING
+    running = [t.name for t in tasks if t.state is State.RUNNING and t.name != "t1"]
+    assert [t.name for t in s.tasks(State.RUNNING)] == running, "only those RUNNING, oldest first"
+    assert s.states() == {State.RUNNING: 5, State.FAILED: 3, State.COMPLETED: 1}
+    assert s.tasks(State.PENDING) == [] and len(s.tasks()) == 9
+    s.close()
+    s = Store(path, "w")  # read from the file, through its index
+    assert ([t.name for t in s.tasks(State.RUNNING)], s.states()[State.COMPLETED]) == (running, 1)
+    s.close()
 
 
 def test_ops_mark_tasks_busy_until_cleared():
