@@ -117,7 +117,8 @@ def _serve(args: argparse.Namespace) -> int:
             signal.signal(sig, signal.SIG_DFL)
         worker.stop(None)  # what is under way ends; the queue then stays as it is
         if not args.db and (left := len(worker.queue)):
-            said = f"{left} queued requests were not carried out: they are gone with the worker"
+            said = f"{left} queued request{' was' if left == 1 else 's were'} not carried out"
+            said += ": gone with the worker"
             print(f"cube worker: {said} (its store is in memory; --db PATH keeps them)", file=sys.stderr)
         worker.close()
     print(f"cube worker {worker.name} stopped", flush=True)

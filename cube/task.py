@@ -117,6 +117,12 @@ def _host_port(value: object) -> bool:  # five digits at most: int() refuses a s
     return _fits(r"\d{1,5}", str(value)) and 0 < int(value) < 65536
 
 
+def _published(ports: object) -> bool:  # what the engine published: a container port -> its host port
+    return isinstance(ports, dict) and all(
+        _port(p) and type(h) is int and 0 < h < 65536 for p, h in ports.items()
+    )
+
+
 def _not_a_port(ports) -> str:
     return next(f"{p!r} is not a port like '80/tcp'" for p in ports if not _port(p))
 
@@ -161,6 +167,7 @@ RULES: list[tuple[str, Callable[[object], bool], str | Callable[[object], str]]]
         f"host port {h!r} for {p} is not in 1-65535" for p, h in v.items() if not _host_port(h))),
     ("start_time", _when, "must be a timezone-aware datetime or None, got {!r}"),
     ("finish_time", _when, "must be a timezone-aware datetime or None, got {!r}"),
+    ("host_ports", _published, "must be a dict of host ports like {{'80/tcp': 32768}}, got {!r}"),
     ("exit_code", lambda v: v is None or type(v) is int, "must be a whole number or None, got {!r}"),
     ("restarts", lambda v: type(v) is int and v >= 0, "must be a whole number >= 0, got {!r}"),
 ]  # fmt: skip
