@@ -23,6 +23,7 @@ An exercise module (one per notebook, nbNN.py) defines each exercise with:
 """
 
 import inspect
+import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -118,6 +119,13 @@ class Exercise:
             return Verdict("incorrect", f"check() takes {len(self.names)}: {', '.join(self.names)}")
         if any(inspect.iscoroutinefunction(a) for a in answers):
             return Verdict("incorrect", "write it with def, not async def: it is called, and its result used")
+        for name, answer in zip(self.names, answers, strict=True):
+            if (written := re.search(rf"^def {name}\(.*?\):", self.solution_code, re.M)) and not isinstance(
+                answer, FunctionType
+            ):
+                kind = "a class" if isinstance(answer, type) else f"the {type(answer).__name__} {answer!r}"
+                kind = "None" if answer is None else kind
+                return Verdict("incorrect", f"give a function: {written[0]} ..., not {kind}")
         problem = self._judge_in_time(answers)
         if problem:
             return Verdict("incorrect", problem)

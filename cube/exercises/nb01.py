@@ -165,6 +165,28 @@ def _judge_helpers(contains, valid_state_transition) -> str | None:
             f"your valid_state_transition is not listing 4.11's: {wrong}. Does it look up "
             "STATE_TRANSITION_MAP[src] and ask whether dst is in it? Is your map right (1.2)?"
         )
+    return _reads_the_map(valid_state_transition, allows)
+
+
+def _reads_the_map(valid_state_transition, allows) -> str | None:
+    """Does it follow STATE_TRANSITION_MAP when the map changes (a PENDING task may now run, a SCHEDULED
+    one no longer)? Its own map is put back however the calls end."""
+    names = valid_state_transition.__globals__
+    mine = names.get("STATE_TRANSITION_MAP")
+    if not isinstance(mine, dict):
+        return None  # no map of that name where it looks: the pairs above were judged already
+    changed = {src: list(dsts) for src, dsts in mine.items()} | {P: [S, R], S: [S, F]}
+    try:
+        names["STATE_TRANSITION_MAP"] = changed
+        follows = allows(P, R) and not allows(S, R)
+    finally:
+        names["STATE_TRANSITION_MAP"] = mine
+    if not follows:
+        return (
+            "your valid_state_transition answers as listing 4.10 does, but not by reading the map: with "
+            "STATE_TRANSITION_MAP changed to let PENDING move to RUNNING, it still says no (or still lets "
+            "SCHEDULED run). Return contains(STATE_TRANSITION_MAP[src], dst)"
+        )
     return None
 
 
@@ -208,6 +230,16 @@ def valid_state_transition(src, dst):
             "    return False\n\n"
             "def valid_state_transition(src, dst):\n    return contains(STATE_TRANSITION_MAP[src], dst)",
             "contains([State.RUNNING, State.FAILED], State.FAILED) returned False",
+        ),
+        Wrong(
+            "def contains(states, state):\n    return state in states\n\n"
+            "def valid_state_transition(src, dst):\n"
+            "    return (src, dst) in {(State.PENDING, State.SCHEDULED),\n"
+            "        (State.SCHEDULED, State.SCHEDULED), (State.SCHEDULED, State.RUNNING),\n"
+            "        (State.SCHEDULED, State.FAILED),\n"
+            "        (State.RUNNING, State.RUNNING), (State.RUNNING, State.COMPLETED),\n"
+            "        (State.RUNNING, State.FAILED)}",
+            "not by reading the map",
         ),
     ],
     setup=lambda: {"State": State, "STATE_TRANSITION_MAP": cube.book.STATE_TRANSITION_MAP},

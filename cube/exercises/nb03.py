@@ -10,8 +10,10 @@ book has a flaw (cube/book.py lists them), the exercise asks for the fix, and sa
 passed yet (`your_worker()`).
 """
 
-from dataclasses import replace
+import copy
+from dataclasses import fields, replace
 from datetime import UTC, datetime
+from dis import get_instructions
 
 from cube.book import Skeleton
 from cube.docker import GONE, Docker
@@ -113,13 +115,19 @@ def _yours(what: str, method, *args):
 
 def _judge_stop(stop_task, bench: Bench) -> str | None:
     w = _worker(bench, stop_task=stop_task)
-    t = _running(w, bench, "web")
+    # three of the worker's containers run, the request's in the middle: not the newest, nor the oldest
+    before, t, other = _running(w, bench, "before"), _running(w, bench, "web"), _running(w, bench, "other")
     short = t.container_id[:12]
     result = _yours(
         f"your stop_task(t) for a RUNNING task in container {short}",
         w.stop_task,
         replace(t, state=State.COMPLETED),
     )
+    if stopped := [o for o in (before, other) if bench.engine.inspect(o.container_id).status != "running"]:
+        return (
+            f"your stop_task(t) stopped container {stopped[0].container_id[:12]}, another task's of the same "
+            f"worker (t's is {short}): stop the one the request names, Docker(config).stop(t.container_id)"
+        )
     seen = bench.engine.inspect(t.container_id)
     if seen.status != GONE:
         return (
@@ -140,7 +148,6 @@ def _judge_stop(stop_task, bench: Bench) -> str | None:
             f"the db's finish_time is {rec.finish_time!r}: set t.finish_time = datetime.now(UTC), a time "
             "that says its zone (datetime.now() alone does not)"
         )
-    other = _running(w, bench, "other")
     forgot = replace(other, state=State.COMPLETED, container_id="")  # a caller that did not copy the id
     result = _yours("your stop_task(t) for a request with no container id", w.stop_task, forgot)
     still = bench.engine.inspect(other.container_id).status
@@ -181,6 +188,17 @@ q1 = Exercise(
     self.db[t.id] = t
     return DockerResult(action="stop", container_id=t.container_id)""",
             "still exists (exited)",
+        ),
+        Wrong(
+            """def stop_task(self, t):
+    import docker
+    newest = docker.from_env().containers.list(filters={"label": f"cube.worker={self.name}"})[0]
+    newest.remove(force=True)
+    t.finish_time = datetime.now(UTC)
+    t.state = State.COMPLETED
+    self.db[t.id] = t
+    return DockerResult(action="stop", container_id=newest.id)""",
+            "another task's of the same worker",
         ),
         Wrong(
             """def stop_task(self, t):
@@ -257,6 +275,11 @@ def _judge_start(start_task, bench: Bench) -> str | None:
         return f"container {short} serves its page, but self.db has no record of the task: self.db[t.id] = t"
     if isinstance(rec.state, str):
         return f"self.db[t.id] holds the string {rec.state!r}: set t.state = State.RUNNING, a State"
+    if rec.state is not State.RUNNING and error_of(result):  # e.g. a second run(), refused: one is there
+        return (
+            f"container {short} serves its page, but the db says {rec.state}, and your start_task returned "
+            f"the error {error_of(result)!r}: call run() once, and record what that one call said"
+        )
     if rec.state is not State.RUNNING:
         return f"container {short} serves its page, but the db says {rec.state}: set t.state = State.RUNNING"
     if rec.container_id != seen.container_id:
@@ -353,6 +376,18 @@ q2 = Exercise(
     return result""",
             "Config.from_task(t, self.name)",
         ),
+        Wrong(
+            """def start_task(self, t):
+    t.start_time = datetime.now(UTC)
+    d = Docker(Config.from_task(t, self.name), self.client)
+    result = d.run()
+    t.container_id = result.container_id
+    result = d.run()  # once more, to be sure
+    t.state = State.FAILED if result.error else State.RUNNING
+    self.db[t.id] = t
+    return result""",
+            "call run() once",
+        ),
     ],
     setup=namespace,
 )
@@ -387,8 +422,19 @@ def _judge_add(add_task) -> str | None:
     w = type("YourWorker", (Skeleton,), {"add_task": add_task})("nb03-add")
     one = Task(name="nb03-one", image="cube/helloworld-http:latest", state=State.SCHEDULED)
     two = Task(name="nb03-two", image="cube/helloworld-http:latest", state=State.SCHEDULED)
+    queue, given = w.queue, [copy.deepcopy(one), copy.deepcopy(two)]
     call("your add_task(one)", w.add_task, one)
     call("your add_task(two)", w.add_task, two)
+    if w.queue is not queue:
+        return (
+            f"your add_task put a new {type(w.queue).__name__} in self.queue: add to the worker's own queue, "
+            "self.queue.append(...), the deque that run_task takes from with popleft()"
+        )
+    changed = {f.name for t, was in zip((one, two), given, strict=True) for f in fields(Task)
+               if getattr(t, f.name) != getattr(was, f.name)}  # fmt: skip
+    if changed:
+        said = ", ".join(sorted(changed))
+        return f"your add_task changed the caller's task (its {said}): queue a copy of it as it is"
     queued = list(w.queue)
     if len(queued) != 2:
         return f"after add_task(one) and add_task(two), self.queue holds {len(queued)} task(s), not 2"
@@ -468,7 +514,12 @@ q4 = Exercise(
             "def add_task(self, t):\n    self.task_count += 1\n    self.queue.append(copy.copy(t))",
             "task_count is 3",
         ),
-        Wrong("def add_task(self, t):\n    self.queue = [t]", "holds 1 task(s)"),
+        Wrong("def add_task(self, t):\n    self.queue = [t]", "a new list in self.queue"),
+        Wrong(
+            "def add_task(self, t):\n    self.task_count += 1\n    t.name += '-queued'\n"
+            "    self.queue.append(copy.copy(t))",
+            "changed the caller's task (its name)",
+        ),
         Wrong(
             "def add_task(self, t):\n    if all(q.id != t.id for q in self.queue):\n"
             "        self.task_count += 1\n    self.queue.append(copy.copy(t))",
@@ -577,6 +628,45 @@ def _judge_run(run_task, bench: Bench) -> str | None:
             "it behaves, but by rules of your own: ask the map, valid_state_transition(persisted.state, "
             "queued.state) (step 4), so that a move the map gains or loses needs no change here"
         )
+    return _obeys_the_map(run_task, w, bench)
+
+
+def _obeys_the_map(run_task, w, bench: Bench) -> str | None:
+    """With a valid_state_transition that allows only RUNNING -> COMPLETED in its place: a new task
+    asked SCHEDULED is refused, and a RUNNING one asked COMPLETED is stopped, asked about as such."""
+    names, asked = run_task.__globals__, []
+    if not any(
+        i.opname == "LOAD_GLOBAL" and i.argval == "valid_state_transition" for i in get_instructions(run_task)
+    ):
+        return None  # it reaches the map another way (cube.book.valid_state_transition, say): judged above
+
+    def only_stops(src, dst) -> bool:
+        asked.append((src, dst))
+        return (src, dst) == (State.RUNNING, State.COMPLETED)
+
+    fresh, running = bench.task("refused"), _running(w, bench, "allowed")
+    w.queue.clear()
+    w.add_task(fresh), w.add_task(replace(running, state=State.COMPLETED))
+    real, names["valid_state_transition"] = names.get("valid_state_transition"), only_stops
+    try:
+        _yours("your run_task() while valid_state_transition allows no start", w.run_task)
+        asked.clear()
+        _yours("your run_task() for a RUNNING task asked COMPLETED", w.run_task)
+    finally:
+        names["valid_state_transition"] = real
+    if bench.containers(fresh):
+        return (
+            "with valid_state_transition saying False to the move, your run_task started the task anyway: "
+            "what it says decides (step 4), or a move the map forbids would still be made"
+        )
+    if (State.RUNNING, State.COMPLETED) not in asked:
+        last = f"valid_state_transition({', '.join(map(str, asked[-1]))})" if asked else "nothing"
+        return (
+            f"for a RUNNING task asked COMPLETED, your run_task asked {last}: "
+            "ask about the move from the db's state, valid_state_transition(persisted.state, queued.state)"
+        )
+    if bench.engine.inspect(running.container_id).status != GONE:
+        return "valid_state_transition allowed RUNNING -> COMPLETED, yet your run_task did not stop the task"
     return None
 
 
@@ -608,6 +698,35 @@ q5 = Exercise(
         return self.stop_task(queued)
     return DockerResult(error=f"no move from {was} to {queued.state}")""",
             "ask the map",
+        ),
+        Wrong(
+            """def run_task(self):
+    if not self.queue:
+        return DockerResult()
+    queued = self.queue.popleft()
+    persisted = self.db.get(queued.id, queued)
+    allowed = valid_state_transition(persisted.state, queued.state)
+    if queued.state is State.SCHEDULED and persisted.state in (State.SCHEDULED, State.FAILED):
+        return self.start_task(queued)
+    if queued.state is State.COMPLETED and persisted.state is State.RUNNING:
+        return self.stop_task(queued)
+    return DockerResult(error=f"no move from {persisted.state} to {queued.state}")""",
+            "started the task anyway",
+        ),
+        Wrong(
+            """def run_task(self):
+    if not self.queue:
+        return DockerResult()
+    queued = self.queue.popleft()
+    persisted = self.db.get(queued.id, queued)
+    if queued.state is State.COMPLETED and persisted.state is State.RUNNING:
+        return self.stop_task(queued)  # a stop needs no asking
+    if not valid_state_transition(persisted.state, queued.state):
+        return DockerResult(error=f"invalid transition from {persisted.state} to {queued.state}")
+    if queued.state is State.SCHEDULED:
+        return self.start_task(queued)
+    return DockerResult(error="we should not get here")""",
+            "your run_task asked nothing",
         ),
         Wrong(
             """def run_task(self):
