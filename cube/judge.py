@@ -122,9 +122,13 @@ class Bench:
                 log.warning("could not remove the containers labelled %s: %s", labels, e)
 
 
+CALLING: dict[str, str] = {}  # a check's thread name -> the call it began last (what a hang was in)
+
+
 def call(what: str, fn: Callable, *args, on_purpose: str = ""):
     """fn(*args); an exception from the worker becomes a Fault that names the call. on_purpose: what
     to add when it is one a programmer raises on purpose (Exception, RuntimeError, ValueError)."""
+    CALLING[threading.current_thread().name] = what
     try:
         return fn(*args)
     except Fault:

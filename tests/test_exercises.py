@@ -127,8 +127,11 @@ def test_a_check_whose_code_never_returns_says_so_in_time_and_its_loop_is_stoppe
     began = time.monotonic()
     verdict = check_cell(nb01.q3, LOOPS)
     assert verdict.status == "incorrect" and "did not return within 2 s" in verdict.message, verdict
+    assert "in your contains([State.RUNNING, State.FAILED], State.FAILED)" in verdict.message, (
+        "the call named"
+    )
     assert time.monotonic() - began < 2.0 + 1
-    checking = lambda: [t for t in threading.enumerate() if t.name == "cube-check-1.3"]  # noqa: E731
+    checking = lambda: [t for t in threading.enumerate() if t.name.startswith("cube-check-1.3-")]  # noqa: E731
     assert eventually(lambda: not checking(), seconds=2), "the loop still spins on its thread"
 
 

@@ -29,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import FunctionType
 
-from cube.judge import Bench, Fault, within
+from cube.judge import CALLING, Bench, Fault, within
 
 CHECK_SECONDS = 10.0  # the most a check takes, the learner's code (and the engine) included
 
@@ -154,13 +154,17 @@ class Exercise:
         def judge() -> None:
             problem.append(self._judge(answers, *benches))
 
-        if within(CHECK_SECONDS, judge, bench, f"cube-check-{self.name}") and problem:
+        thread = f"cube-check-{self.name}-{uuid.uuid4().hex[:6]}"
+        if within(CHECK_SECONDS, judge, bench, thread) and problem:
             verdict = problem[0]
         else:
+            doing = CALLING.get(thread)
             verdict = (
-                f"your code did not return within {CHECK_SECONDS:.0f} s: a loop that never ends, or a call"
-                " that waits for ever (on a slow engine, run the check again)"
+                f"your code did not return within {CHECK_SECONDS:.0f} s"
+                + (f", in {doing}" if doing else "")
+                + ": a loop that never ends, or a call that waits for ever (on a slow engine, check again)"
             )
+        CALLING.pop(thread, None)
         if verdict and bench and (made := sorted(bench.unlabelled() - strays)):
             ids = " ".join(i[:12] for i in made)
             verdict += (

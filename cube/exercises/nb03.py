@@ -155,7 +155,8 @@ def _judge_stop(stop_task, bench: Bench) -> str | None:
     if still == "running" and state is not State.RUNNING:
         return (
             f"for a request with no container id, Docker.stop fails ({error_of(result)!r}) and container "
-            f"{other.container_id[:12]} still runs, but your stop_task recorded {state}"
+            f"{other.container_id[:12]} still runs, but your stop_task "
+            + (f"recorded {state}" if state else "removed the task's record from self.db")
             + (", as listing 4.5 does" if state is State.COMPLETED else "")
             + ". When result.error is set, return the result and leave the task as it was"
         )
