@@ -449,6 +449,8 @@ def _judge_add(add_task) -> str | None:
         )
     if w.task_count != 2:
         return f"task_count is {w.task_count!r} after two tasks were given: count each task add_task is given"
+    if type(w.task_count) is not int:
+        return f"task_count is {w.task_count!r}, not a whole number: count with self.task_count += 1"
     if len(w.db):
         return (
             "your add_task wrote to self.db: it only queues the request. start_task and stop_task record a "

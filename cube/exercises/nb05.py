@@ -170,12 +170,12 @@ _SECONDS = {
 # A second life, for an answer that only returns the sample's figures: a failed start, then a run.
 _OTHER_HISTORY = [
     _at(0.0, None, State.SCHEDULED, "accepted"),
-    _at(0.3, State.SCHEDULED, State.FAILED, "could not start task: image not found"),
+    _at(0.25, State.SCHEDULED, State.FAILED, "could not start task: image not found"),
     _at(2.3, State.FAILED, State.SCHEDULED, "asked to start again"),
-    _at(2.6, State.SCHEDULED, State.RUNNING, "started container 0a1b2c3d4e5f"),
-    _at(5.1, State.RUNNING, State.COMPLETED, "its container exited with code 0"),
-]
-_OTHER_SECONDS = {State.RUNNING: 2.5, State.SCHEDULED: 0.6, State.FAILED: 2.0, State.COMPLETED: 0.0}
+    _at(2.65, State.SCHEDULED, State.RUNNING, "started container 0a1b2c3d4e5f"),
+    _at(5.125, State.RUNNING, State.COMPLETED, "its container exited with code 0"),
+]  # not in tenths of a second, as the sample is: an answer that rounds is told so
+_OTHER_SECONDS = {State.RUNNING: 2.475, State.SCHEDULED: 0.6, State.FAILED: 2.05, State.COMPLETED: 0.0}
 
 
 def _judge_seconds_in(answer) -> str | None:
@@ -184,7 +184,9 @@ def _judge_seconds_in(answer) -> str | None:
     if problem := _judge_history(answer, "SAMPLE_HISTORY", SAMPLE_HISTORY, _SECONDS):
         return problem
     if problem := _judge_history(answer, "another history", _OTHER_HISTORY, _OTHER_SECONDS):
-        return f"on another history (a failed start, then a run of 2.5 s), {problem}; work from the one given"
+        return (
+            f"on another history (a failed start, then a run of 2.475 s), {problem}; work from the one given"
+        )
     return None
 
 
@@ -207,6 +209,10 @@ def _judge_history(answer, title: str, history: list[Transition], seconds: dict)
             return (
                 f"for {state} it gives {got}, not {right}: timedelta.seconds drops the fractions of a "
                 "second; use total_seconds()"
+            )
+        if any(abs(got - round(right, digits)) < 1e-9 for digits in (0, 1, 2)):
+            return (
+                f"for {state} it gives {got}, not {right}: do not round; return the total_seconds() added up"
             )
         if state is State.COMPLETED:
             return (
@@ -236,6 +242,11 @@ def _sample_figures(history, state):  # the sample's answers, whatever the histo
     return {State.RUNNING: 1.0, State.SCHEDULED: 0.4, State.FAILED: 0.1}.get(state, 0.0)
 
 
+def _rounded(history, state):  # to a tenth: right on the sample, whose times are all in tenths
+    pairs = zip(history, history[1:], strict=False)
+    return round(sum((b.time - a.time).total_seconds() for a, b in pairs if a.dst is state), 1)
+
+
 def _first_stretch_only(history, state):
     begin = next(t.time for t in history if t.dst is state)
     end = next((t.time for t in history if t.src is state and t.dst is not state), begin)
@@ -260,7 +271,7 @@ q3 = Exercise(
 
 answer = seconds_in""",
     praise="try it on the web server: seconds_in(w.history(web.id), State.RUNNING).",
-    wrong=[_whole_seconds, _until_now, _first_stretch_only, _sample_figures, 1.0],
+    wrong=[_whole_seconds, _until_now, _first_stretch_only, _sample_figures, _rounded, 1.0],
     setup=lambda: {"State": State},
 )
 
