@@ -213,6 +213,7 @@ def within(seconds: float, fn: Callable[[], None], bench: Bench | None, name: st
     def run() -> None:
         try:
             fn()
+            CALLING.pop(name, None)  # it returned in time: no call to name (a time-up's is read, then popped)
         except TimeUp:
             pass
         finally:
