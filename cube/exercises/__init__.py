@@ -25,7 +25,8 @@ An exercise module (one per notebook, nbNN.py) defines each exercise with:
 import inspect
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import FunctionType
 
@@ -54,6 +55,22 @@ def is_blank(answer) -> bool:
 def uses(answer, name: str) -> bool:
     """True if the function `answer` (or one defined inside it) refers to `name`."""
     return isinstance(answer, FunctionType) and name in _names_used(answer.__code__)
+
+
+@contextmanager
+def in_place_of(fn: FunctionType, name: str, value) -> Iterator[None]:
+    """For the while, the global `name` that fn reads (in the learner's own namespace) is `value`; what
+    was there is put back however the block ends, and a name that was not there is removed again."""
+    names, missing = fn.__globals__, object()
+    mine = names.get(name, missing)
+    names[name] = value
+    try:
+        yield
+    finally:
+        if mine is missing:
+            names.pop(name, None)
+        else:
+            names[name] = mine
 
 
 def _names_used(code) -> set[str]:

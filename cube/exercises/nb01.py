@@ -7,7 +7,7 @@ notebook 03's run_task uses them.
 
 import cube
 import cube.book
-from cube.exercises import Exercise, Wrong, ____, pair
+from cube.exercises import Exercise, Wrong, ____, in_place_of, pair
 from cube.image import DEMO_IMAGE
 from cube.judge import call
 from cube.state import State
@@ -171,16 +171,12 @@ def _judge_helpers(contains, valid_state_transition) -> str | None:
 def _reads_the_map(valid_state_transition, allows) -> str | None:
     """Does it follow STATE_TRANSITION_MAP when the map changes (a PENDING task may now run, a SCHEDULED
     one no longer)? Its own map is put back however the calls end."""
-    names = valid_state_transition.__globals__
-    mine = names.get("STATE_TRANSITION_MAP")
+    mine = valid_state_transition.__globals__.get("STATE_TRANSITION_MAP")
     if not isinstance(mine, dict):
         return None  # no map of that name where it looks: the pairs above were judged already
     changed = {src: list(dsts) for src, dsts in mine.items()} | {P: [S, R], S: [S, F]}
-    try:
-        names["STATE_TRANSITION_MAP"] = changed
+    with in_place_of(valid_state_transition, "STATE_TRANSITION_MAP", changed):
         follows = allows(P, R) and not allows(S, R)
-    finally:
-        names["STATE_TRANSITION_MAP"] = mine
     if not follows:
         return (
             "your valid_state_transition answers as listing 4.10 does, but not by reading the map: with "

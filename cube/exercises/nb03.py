@@ -17,7 +17,7 @@ from dis import get_instructions
 
 from cube.book import Skeleton
 from cube.docker import GONE, Docker
-from cube.exercises import Exercise, Wrong, uses, workbook
+from cube.exercises import Exercise, Wrong, in_place_of, uses, workbook
 from cube.judge import MISSING_IMAGE, Bench, Fault, call, error_of
 from cube.observe import DockerResult
 from cube.state import State
@@ -637,7 +637,7 @@ def _judge_run(run_task, bench: Bench) -> str | None:
 def _obeys_the_map(run_task, w, bench: Bench) -> str | None:
     """With a valid_state_transition that allows only RUNNING -> COMPLETED in its place: a new task
     asked SCHEDULED is refused, and a RUNNING one asked COMPLETED is stopped, asked about as such."""
-    names, asked = run_task.__globals__, []
+    asked = []
     if not any(
         i.opname == "LOAD_GLOBAL" and i.argval == "valid_state_transition" for i in get_instructions(run_task)
     ):
@@ -650,13 +650,10 @@ def _obeys_the_map(run_task, w, bench: Bench) -> str | None:
     fresh, running = bench.task("refused"), _running(w, bench, "allowed")
     w.queue.clear()
     w.add_task(fresh), w.add_task(replace(running, state=State.COMPLETED))
-    real, names["valid_state_transition"] = names.get("valid_state_transition"), only_stops
-    try:
+    with in_place_of(run_task, "valid_state_transition", only_stops):
         _yours("your run_task() while valid_state_transition allows no start", w.run_task)
         asked.clear()
         _yours("your run_task() for a RUNNING task asked COMPLETED", w.run_task)
-    finally:
-        names["valid_state_transition"] = real
     if bench.containers(fresh):
         return (
             "with valid_state_transition saying False to the move, your run_task started the task anyway: "
